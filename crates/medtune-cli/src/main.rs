@@ -1,0 +1,66 @@
+//! The `medtune` binary: wires the library crates into subcommands.
+//!
+//! Exit codes: 0 success, 1 a gate failed (e.g. a safety check or a conformance check), 2 error.
+
+mod commands;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Fine-tune small open LLMs into medical question-answering assistants.
+#[derive(Parser)]
+#[command(name = "medtune", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    // subcommand variants (one line each):
+    /// Run a model on stored inputs (logits, loss) or describe it.
+    Model(commands::model::ModelArgs),
+    /// Chat with a model: render its chat template and print the answer.
+    Generate(commands::generate::GenerateArgs),
+    /// Benchmarks that print figures (e.g. generation tokens/s).
+    Bench(commands::bench_generate::BenchArgs),
+    /// Check answers for safety (emergencies, interactions, doses, opioid MME, misuse).
+    Safety(commands::safety::SafetyArgs),
+    /// Quantize weights (NF4, bit-exact with bitsandbytes).
+    Quant(commands::quant::QuantArgs),
+    /// Prepare, inspect and benchmark datasets.
+    Data(commands::data::DataArgs),
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        // subcommand dispatch (one line each):
+        Command::Model(args) => commands::model::run(args),
+        Command::Generate(args) => commands::generate::run(args),
+        Command::Bench(args) => commands::bench_generate::run(args),
+        Command::Safety(args) => commands::safety::run(args),
+        Command::Quant(args) => commands::quant::run(args),
+        Command::Data(args) => commands::data::run(args),
+    }
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("MEDTUNE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err}");
+            for cause in err.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            ExitCode::from(2)
+        }
+    }
+}

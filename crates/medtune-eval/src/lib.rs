@@ -1,0 +1,3 @@
+//! Evaluation: reference-matching metrics, medical benchmarks, comparison reports and plots.
+
+pub mod metrics;

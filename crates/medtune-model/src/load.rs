@@ -1,0 +1,287 @@
+//! `load(path)`: a model folder (HF safetensors or one `.gguf`) or a `.gguf` file →
+//! [`LoadedModel`] with model, tokenizer, chat template and EOS ids.
+
+use crate::chat::{ChatTemplate, Message};
+use crate::config::{token_ids, ModelConfig};
+use crate::decoder::DecoderLm;
+use crate::error::{Error, Result};
+use crate::generate::Detokenize;
+use crate::gguf;
+use crate::weights::{SafetensorsWeights, WeightSource, Weights};
+use candle_core::{DType, Device};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+/// How to load a model.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// Compute dtype of dense weights and activations (f32 or bf16).
+    pub dtype: DType,
+    /// Device for weights and activations.
+    pub device: Device,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        Self {
+            dtype: DType::F32,
+            device: Device::Cpu,
+        }
+    }
+}
+
+/// The on-disk format a model came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceFormat {
+    /// HF safetensors (one file or shards).
+    Safetensors,
+    /// A GGUF file.
+    Gguf,
+}
+
+/// A tokenizer plus the file it came from (for error messages).
+pub struct TextTokenizer {
+    inner: tokenizers::Tokenizer,
+    path: PathBuf,
+}
+
+impl TextTokenizer {
+    /// Loads a HF `tokenizer.json`.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let inner = tokenizers::Tokenizer::from_file(path).map_err(|e| Error::Tokenizer {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        Ok(Self {
+            inner,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Text → ids; `add_special_tokens` adds BOS/EOS as the tokenizer's post-processor says.
+    pub fn encode(&self, text: &str, add_special_tokens: bool) -> Result<Vec<u32>> {
+        let enc = self.inner.encode(text, add_special_tokens).map_err(|e| Error::Tokenizer {
+            path: self.path.clone(),
+            message: e.to_string(),
+        })?;
+        Ok(enc.get_ids().to_vec())
+    }
+
+    /// Ids → text, special tokens skipped.
+    pub fn decode(&self, ids: &[u32]) -> Result<String> {
+        self.inner.decode(ids, true).map_err(|e| Error::Tokenizer {
+            path: self.path.clone(),
+            message: e.to_string(),
+        })
+    }
+
+    /// The id of a token string, if it is in the vocabulary.
+    pub fn token_to_id(&self, token: &str) -> Option<u32> {
+        self.inner.token_to_id(token)
+    }
+
+    /// The string of a token id.
+    pub fn id_to_token(&self, id: u32) -> Option<String> {
+        self.inner.id_to_token(id)
+    }
+
+    /// The underlying `tokenizers` object.
+    pub fn inner(&self) -> &tokenizers::Tokenizer {
+        &self.inner
+    }
+}
+
+impl Detokenize for TextTokenizer {
+    fn detokenize(&self, ids: &[u32]) -> Result<String> {
+        self.decode(ids)
+    }
+}
+
+/// A loaded model with everything needed to prompt it.
+pub struct LoadedModel {
+    /// The network.
+    pub model: DecoderLm,
+    /// The normalised config.
+    pub config: ModelConfig,
+    /// Tokenizer from `tokenizer.json`, when present.
+    pub tokenizer: Option<TextTokenizer>,
+    /// The model's chat template, when it has one.
+    pub chat_template: Option<ChatTemplate>,
+    /// Ids that end generation (config, generation_config, tokenizer_config, GGUF).
+    pub eos_token_ids: Vec<u32>,
+    /// Source format.
+    pub format: SourceFormat,
+    /// The weight file (or shard index / folder).
+    pub weights_path: PathBuf,
+    /// Every stored tensor: name, storage type, shape (as stored).
+    pub tensor_infos: Vec<(String, String, Vec<usize>)>,
+}
+
+impl LoadedModel {
+    /// The tokenizer, or an error naming the model path.
+    pub fn tokenizer(&self) -> Result<&TextTokenizer> {
+        self.tokenizer.as_ref().ok_or_else(|| Error::Tokenizer {
+            path: self.weights_path.clone(),
+            message: "no tokenizer.json next to the model".into(),
+        })
+    }
+
+    /// Text → ids without added special tokens (chat templates write them as text).
+    pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
+        self.tokenizer()?.encode(text, false)
+    }
+
+    /// Renders `messages` with the model's chat template (opening the assistant turn) and
+    /// tokenizes the result.
+    pub fn chat_prompt(&self, messages: &[Message]) -> Result<Vec<u32>> {
+        let t = self
+            .chat_template
+            .as_ref()
+            .ok_or_else(|| Error::Template(format!("{}: model has no chat template", self.weights_path.display())))?;
+        self.encode(&t.render(messages, true)?)
+    }
+}
+
+/// Loads a model from a folder or a `.gguf` file.
+pub fn load(path: &Path, opts: &LoadOptions) -> Result<LoadedModel> {
+    if !path.exists() {
+        return Err(Error::io(
+            path,
+            std::io::Error::new(std::io::ErrorKind::NotFound, "model path not found"),
+        ));
+    }
+    let (dir, gguf_file) = resolve(path)?;
+    let tokenizer_path = dir.join("tokenizer.json");
+    let tokenizer = if tokenizer_path.is_file() {
+        Some(TextTokenizer::from_file(&tokenizer_path)?)
+    } else {
+        None
+    };
+    let tok_cfg = read_json_opt(&dir.join("tokenizer_config.json"))?;
+    let (model, config, format, weights_path, infos, gguf_template, gguf_tokens) = match gguf_file {
+        Some(file) => {
+            let g = gguf::open(&file, &opts.device)?;
+            let w = Weights::new(WeightSource::Gguf(g.weights), opts.dtype, opts.device.clone());
+            let model = DecoderLm::load(&g.config, &w)?;
+            (model, g.config, SourceFormat::Gguf, file, g.tensor_infos, g.chat_template, g.tokens)
+        }
+        None => {
+            let config = ModelConfig::from_file(&dir.join("config.json"))?;
+            let st = SafetensorsWeights::open_dir(&dir)?;
+            let infos = st.tensor_infos();
+            let w = Weights::new(WeightSource::Safetensors(st), opts.dtype, opts.device.clone());
+            let model = DecoderLm::load(&config, &w)?;
+            (model, config, SourceFormat::Safetensors, dir.clone(), infos, None, Vec::new())
+        }
+    };
+    // Special-token strings: tokenizer_config first, else the vocabulary.
+    let token_str = |key: &str, id: Option<u32>| -> String {
+        let from_cfg = tok_cfg.as_ref().and_then(|c| special_token(c.get(key)));
+        from_cfg
+            .or_else(|| id.and_then(|i| tokenizer.as_ref().and_then(|t| t.id_to_token(i))))
+            .or_else(|| id.and_then(|i| gguf_tokens.get(i as usize).cloned()))
+            .unwrap_or_default()
+    };
+    let bos = token_str("bos_token", config.bos_token_id);
+    let eos = token_str("eos_token", config.eos_token_ids.first().copied());
+    let mut eos_ids = config.eos_token_ids.clone();
+    let gen_cfg_path = dir.join("generation_config.json");
+    if let Some(g) = read_json_opt(&gen_cfg_path)? {
+        eos_ids.extend(token_ids(g.get("eos_token_id"), &gen_cfg_path, "eos_token_id")?);
+    }
+    if let Some(id) = tokenizer.as_ref().and_then(|t| t.token_to_id(&eos)) {
+        eos_ids.push(id);
+    }
+    eos_ids.sort_unstable();
+    eos_ids.dedup();
+    let template_src = match std::fs::read_to_string(dir.join("chat_template.jinja")) {
+        Ok(s) => Some(s),
+        Err(_) => tok_cfg
+            .as_ref()
+            .and_then(|c| template_from_config(c.get("chat_template")))
+            .or(gguf_template),
+    };
+    let chat_template = match template_src {
+        Some(src) => Some(ChatTemplate::new(src, bos, eos)?),
+        None => None,
+    };
+    Ok(LoadedModel {
+        model,
+        config,
+        tokenizer,
+        chat_template,
+        eos_token_ids: eos_ids,
+        format,
+        weights_path,
+        tensor_infos: infos,
+    })
+}
+
+/// (folder, GGUF file if the model is GGUF).
+fn resolve(path: &Path) -> Result<(PathBuf, Option<PathBuf>)> {
+    if path.is_file() {
+        let dir = path.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+        let is_gguf = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("gguf"));
+        return if is_gguf {
+            Ok((dir, Some(path.to_path_buf())))
+        } else {
+            Err(Error::BadFile {
+                path: path.to_path_buf(),
+                message: "expected a model folder or a .gguf file".into(),
+            })
+        };
+    }
+    let has_st = path.join("model.safetensors").is_file() || path.join("model.safetensors.index.json").is_file();
+    if has_st {
+        return Ok((path.to_path_buf(), None));
+    }
+    let entries = std::fs::read_dir(path).map_err(|e| Error::io(path, e))?;
+    let mut ggufs: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("gguf")))
+        .collect();
+    ggufs.sort();
+    match ggufs.len() {
+        // No weights found: let the safetensors path report the missing file.
+        0 => Ok((path.to_path_buf(), None)),
+        1 => Ok((path.to_path_buf(), ggufs.pop())),
+        _ => Err(Error::BadFile {
+            path: path.to_path_buf(),
+            message: format!("several .gguf files ({}); pass one file", ggufs.len()),
+        }),
+    }
+}
+
+fn read_json_opt(path: &Path) -> Result<Option<Value>> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => serde_json::from_str(&text).map(Some).map_err(|source| Error::Json {
+            path: path.to_path_buf(),
+            source,
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io(path, e)),
+    }
+}
+
+/// A special token written as a string or as `{"content": ...}`.
+fn special_token(v: Option<&Value>) -> Option<String> {
+    match v? {
+        Value::String(s) => Some(s.clone()),
+        Value::Object(o) => o.get("content").and_then(Value::as_str).map(str::to_string),
+        _ => None,
+    }
+}
+
+/// `chat_template` as a string, or a list of `{name, template}` (the `default` one).
+fn template_from_config(v: Option<&Value>) -> Option<String> {
+    match v? {
+        Value::String(s) => Some(s.clone()),
+        Value::Array(items) => items
+            .iter()
+            .find(|i| i.get("name").and_then(Value::as_str) == Some("default"))
+            .and_then(|i| i.get("template"))
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        _ => None,
+    }
+}

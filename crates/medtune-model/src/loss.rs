@@ -1,0 +1,98 @@
+//! HF's causal-LM loss: predict token t+1 from position t, mean cross-entropy over labels that
+//! are not -100.
+
+use crate::error::{Error, Result};
+use candle_core::{DType, Tensor, D};
+
+/// Label value that is ignored by the loss.
+pub const IGNORE_INDEX: i64 = -100;
+
+/// Summed loss and the number of supervised tokens, so a trainer can normalise over a whole
+/// accumulated batch (sum of sums / sum of counts) rather than averaging per-micro-batch means.
+pub struct LossSum {
+    /// Scalar f32 tensor: Σ −log p(label) over supervised positions (differentiable).
+    pub sum: Tensor,
+    /// Number of supervised positions.
+    pub count: usize,
+}
+
+/// Σ of the shifted cross-entropy: logits [B, T, V] (f32), labels [B, T] (any integer dtype).
+pub fn causal_lm_loss_sum(logits: &Tensor, labels: &Tensor) -> Result<LossSum> {
+    let (b, t, v) = logits.dims3()?;
+    if labels.dims() != [b, t] {
+        return Err(Error::input(
+            "labels",
+            format!("shape {:?}, expected [{b}, {t}] like the logits", labels.dims()),
+        ));
+    }
+    let dev = logits.device();
+    if t < 2 {
+        return Ok(LossSum {
+            sum: Tensor::zeros((), DType::F32, dev)?,
+            count: 0,
+        });
+    }
+    let label_rows = labels
+        .to_dtype(DType::I64)
+        .and_then(|l| l.to_vec2::<i64>())
+        .map_err(|e| Error::input("labels", e.to_string()))?;
+    // Position p predicts label p + 1.
+    let mut targets = Vec::with_capacity(b * (t - 1));
+    let mut weights = Vec::with_capacity(b * (t - 1));
+    for (r, row) in label_rows.iter().enumerate() {
+        for (p, &l) in row.iter().enumerate().skip(1) {
+            if l == IGNORE_INDEX {
+                targets.push(0u32);
+                weights.push(0f32);
+            } else if l < 0 || l >= v as i64 {
+                return Err(Error::input(
+                    "labels",
+                    format!("label {l} at [{r}, {p}] is out of range 0..{v} (and not -100)"),
+                ));
+            } else {
+                targets.push(l as u32);
+                weights.push(1f32);
+            }
+        }
+    }
+    let count = weights.iter().filter(|&&w| w > 0.0).count();
+    let n = b * (t - 1);
+    // [B, T-1, V] → [N, V]
+    let x = logits.narrow(1, 0, t - 1)?.to_dtype(DType::F32)?.reshape((n, v))?;
+    let max = x.max_keepdim(D::Minus1)?.detach();
+    let lse = (x.broadcast_sub(&max)?.exp()?.sum_keepdim(D::Minus1)?.log()? + &max)?; // [N, 1]
+    let targets = Tensor::from_vec(targets, (n, 1), dev)?;
+    let picked = x.gather(&targets, 1)?; // [N, 1]
+    let weights = Tensor::from_vec(weights, (n, 1), dev)?;
+    let sum = ((lse - picked)? * weights)?.sum_all()?;
+    Ok(LossSum { sum, count })
+}
+
+/// Mean shifted cross-entropy (scalar f32 tensor); 0 when no label is supervised.
+pub fn causal_lm_loss(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
+    let s = causal_lm_loss_sum(logits, labels)?;
+    Ok((s.sum / s.count.max(1) as f64)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    #[test]
+    fn uniform_logits_give_log_v() -> Result<()> {
+        let logits = Tensor::zeros((1, 3, 4), DType::F32, &Device::Cpu)?;
+        let labels = Tensor::new(&[[-100i64, 1, 2]], &Device::Cpu)?;
+        let l: f32 = causal_lm_loss(&logits, &labels)?.to_scalar()?;
+        assert!((l - 4f32.ln()).abs() < 1e-6);
+        Ok(())
+    }
+
+    #[test]
+    fn out_of_range_label_is_an_error() {
+        let logits = Tensor::zeros((1, 2, 4), DType::F32, &Device::Cpu).unwrap();
+        let labels = Tensor::new(&[[0i64, 9]], &Device::Cpu).unwrap();
+        let e = causal_lm_loss(&logits, &labels).unwrap_err().to_string();
+        assert!(e.contains("labels") && e.contains("9"), "{e}");
+    }
+}
