@@ -18,6 +18,14 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     // subcommand variants (one line each):
+    /// Run the hf-tiny conformance checks on a device (`--device cuda`) and dtype.
+    Verify(commands::verify::VerifyArgs),
+    /// Export a trained adapter: `export merged` folds it into the base (HF safetensors).
+    Export(commands::export::ExportArgs),
+    /// Evaluate outputs: `eval metrics` scores hypothesis/reference pairs (BLEU, ROUGE, METEOR, ...).
+    Eval(commands::eval_metrics::EvalArgs),
+    /// Serve a model: REST + OpenAI-compatible API, chat page, safety report on every answer.
+    Serve(commands::serve::ServeArgs),
     /// Run a model on stored inputs (logits, loss) or describe it.
     Model(commands::model::ModelArgs),
     /// Chat with a model: render its chat template and print the answer.
@@ -30,17 +38,27 @@ enum Command {
     Quant(commands::quant::QuantArgs),
     /// Prepare, inspect and benchmark datasets.
     Data(commands::data::DataArgs),
+    /// Fine-tune LoRA/QLoRA adapters (`--config run.toml`, `--set key=value`, `--resume`).
+    Train(commands::train::TrainArgs),
+    /// The main job: prepare MedQuAD, evaluate, fine-tune, evaluate again, safety-check, report.
+    Demo(commands::demo::DemoArgs),
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         // subcommand dispatch (one line each):
+        Command::Verify(args) => commands::verify::run(args),
+        Command::Export(args) => commands::export::run(args),
+        Command::Eval(args) => commands::eval_metrics::run(args),
+        Command::Serve(args) => commands::serve::run(args),
         Command::Model(args) => commands::model::run(args),
         Command::Generate(args) => commands::generate::run(args),
         Command::Bench(args) => commands::bench_generate::run(args),
         Command::Safety(args) => commands::safety::run(args),
         Command::Quant(args) => commands::quant::run(args),
         Command::Data(args) => commands::data::run(args),
+        Command::Train(args) => commands::train::run(args),
+        Command::Demo(args) => commands::demo::run(args),
     }
 }
 

@@ -169,12 +169,17 @@ fn compile(rules: &[RegexRule]) -> Result<Vec<(RegexRule, Regex)>> {
         .map(|r| {
             for f in &r.fields {
                 if !["question", "answer", "context"].contains(&f.as_str()) {
-                    return Err(Error::config(format!("clean.regex.{}.fields", r.name), format!("unknown field `{f}`")));
+                    return Err(Error::config(
+                        format!("clean.regex.{}.fields", r.name),
+                        format!("unknown field `{f}`"),
+                    ));
                 }
             }
             Regex::new(&r.pattern)
                 .map(|re| (r.clone(), re))
-                .map_err(|e| Error::config(format!("clean.regex.{}.pattern", r.name), e.to_string()))
+                .map_err(|e| {
+                    Error::config(format!("clean.regex.{}.pattern", r.name), e.to_string())
+                })
         })
         .collect()
 }
@@ -200,9 +205,10 @@ pub fn normalize_whitespace(s: &str) -> String {
 
 /// Words that carry no topic: a question made only of these is context-poor.
 const VAGUE_WORDS: &[&str] = &[
-    "why", "what", "how", "when", "where", "who", "which", "about", "it", "this", "that", "these", "those", "so", "and",
-    "then", "is", "are", "was", "does", "do", "did", "can", "could", "should", "would", "will", "the", "a", "an", "of",
-    "for", "to", "me", "you", "tell", "more", "else", "really", "again", "ok", "okay", "them", "they", "there", "now",
+    "why", "what", "how", "when", "where", "who", "which", "about", "it", "this", "that", "these",
+    "those", "so", "and", "then", "is", "are", "was", "does", "do", "did", "can", "could",
+    "should", "would", "will", "the", "a", "an", "of", "for", "to", "me", "you", "tell", "more",
+    "else", "really", "again", "ok", "okay", "them", "they", "there", "now",
 ];
 
 /// True for context-poor questions like "Why?", "What about it?", "And then?".
@@ -253,23 +259,46 @@ fn map_text(r: &mut Record, f: &dyn Fn(&str) -> String) -> Option<(&'static str,
 
 /// Shows where two strings first differ, with a little context.
 fn diff_preview(before: &str, after: &str) -> String {
-    let start = before.char_indices().zip(after.chars()).find(|((_, a), b)| a != b).map(|((i, _), _)| i).unwrap_or(before.len().min(after.len()));
-    let from = before[..start].char_indices().rev().nth(20).map(|(i, _)| i).unwrap_or(0);
-    format!("{:?} -> {:?}", preview(&before[from..]), preview(after.get(from..).unwrap_or(after)))
+    let start = before
+        .char_indices()
+        .zip(after.chars())
+        .find(|((_, a), b)| a != b)
+        .map(|((i, _), _)| i)
+        .unwrap_or(before.len().min(after.len()));
+    let from = before[..start]
+        .char_indices()
+        .rev()
+        .nth(20)
+        .map(|(i, _)| i)
+        .unwrap_or(0);
+    format!(
+        "{:?} -> {:?}",
+        preview(&before[from..]),
+        preview(after.get(from..).unwrap_or(after))
+    )
 }
 
 /// Cleans `records` by `cfg`. `tokens` is required when a token-length rule is set.
-pub fn clean(records: Vec<Record>, cfg: &CleanConfig, tokens: Option<TokenCounter>) -> Result<(Vec<Record>, CleaningReport)> {
+pub fn clean(
+    records: Vec<Record>,
+    cfg: &CleanConfig,
+    tokens: Option<TokenCounter>,
+) -> Result<(Vec<Record>, CleaningReport)> {
     let regexes = compile(&cfg.regex)?;
     if (cfg.min_tokens.is_some() || cfg.max_tokens.is_some()) && tokens.is_none() {
-        return Err(Error::config("clean.min_tokens/max_tokens", "token-length rules need a tokenizer (set `tokenizer`)"));
+        return Err(Error::config(
+            "clean.min_tokens/max_tokens",
+            "token-length rules need a tokenizer (set `tokenizer`)",
+        ));
     }
     let max = cfg.max_examples;
     let mut rep = CleaningReport {
         input: records.len(),
         ..Default::default()
     };
-    let missing = |r: &Record| r.question.trim().is_empty() || r.answer.trim().is_empty() || r.source.is_empty();
+    let missing = |r: &Record| {
+        r.question.trim().is_empty() || r.answer.trim().is_empty() || r.source.is_empty()
+    };
 
     // 1. Missing or empty fields.
     let mut recs = Vec::with_capacity(records.len());
@@ -286,7 +315,8 @@ pub fn clean(records: Vec<Record>, cfg: &CleanConfig, tokens: Option<TokenCounte
     }
 
     // 2. Normalisations.
-    let norms: [(&str, bool, &dyn Fn(&str) -> String); 3] = [
+    type TextMap<'f> = &'f dyn Fn(&str) -> String;
+    let norms: [(&str, bool, TextMap); 3] = [
         ("nfkc", cfg.nfkc, &|s: &str| s.nfkc().collect()),
         ("whitespace", cfg.whitespace, &normalize_whitespace),
         ("lowercase", cfg.lowercase, &|s: &str| s.to_lowercase()),
@@ -298,7 +328,9 @@ pub fn clean(records: Vec<Record>, cfg: &CleanConfig, tokens: Option<TokenCounte
         }
         for r in &mut recs {
             if let Some((field, before, after)) = map_text(r, f) {
-                rule.note(max, &r.id, || format!("{field}: {}", diff_preview(&before, &after)));
+                rule.note(max, &r.id, || {
+                    format!("{field}: {}", diff_preview(&before, &after))
+                });
             }
         }
     }
@@ -335,7 +367,11 @@ pub fn clean(records: Vec<Record>, cfg: &CleanConfig, tokens: Option<TokenCounte
     let tmax = cfg.max_tokens.unwrap_or(usize::MAX);
     type Filter<'a> = (&'a str, bool, Box<dyn Fn(&Record) -> Option<String> + 'a>);
     let filters: Vec<Filter> = vec![
-        ("empty_after_cleanup", true, Box::new(|r: &Record| missing(r).then(|| "empty after clean-up".to_string()))),
+        (
+            "empty_after_cleanup",
+            true,
+            Box::new(|r: &Record| missing(r).then(|| "empty after clean-up".to_string())),
+        ),
         (
             "length_chars",
             true,
@@ -353,7 +389,11 @@ pub fn clean(records: Vec<Record>, cfg: &CleanConfig, tokens: Option<TokenCounte
                 (count < tmin || count > tmax).then(|| format!("{count} tokens"))
             }),
         ),
-        ("ambiguous_question", cfg.ambiguity_filter, Box::new(|r: &Record| is_ambiguous(&r.question).then(|| format!("{:?}", r.question)))),
+        (
+            "ambiguous_question",
+            cfg.ambiguity_filter,
+            Box::new(|r: &Record| is_ambiguous(&r.question).then(|| format!("{:?}", r.question))),
+        ),
     ];
     for (name, on, f) in &filters {
         let rule = rep.rule(name, *on);
@@ -371,7 +411,14 @@ pub fn clean(records: Vec<Record>, cfg: &CleanConfig, tokens: Option<TokenCounte
     }
 
     // 4. Exact duplicates.
-    let qkey = |r: &Record| format!("{}\u{1}{}\u{1}{}", r.question, r.context.as_deref().unwrap_or(""), r.options.join("\u{2}"));
+    let qkey = |r: &Record| {
+        format!(
+            "{}\u{1}{}\u{1}{}",
+            r.question,
+            r.context.as_deref().unwrap_or(""),
+            r.options.join("\u{2}")
+        )
+    };
     {
         let rule = rep.rule("exact_duplicates", cfg.exact_duplicates);
         if cfg.exact_duplicates {
@@ -394,9 +441,16 @@ pub fn clean(records: Vec<Record>, cfg: &CleanConfig, tokens: Option<TokenCounte
     {
         let mut answers: HashMap<String, HashSet<&str>> = HashMap::new();
         for r in &recs {
-            answers.entry(qkey(r)).or_default().insert(r.answer.as_str());
+            answers
+                .entry(qkey(r))
+                .or_default()
+                .insert(r.answer.as_str());
         }
-        let conflicting: HashSet<String> = answers.into_iter().filter(|(_, a)| a.len() > 1).map(|(k, _)| k).collect();
+        let conflicting: HashSet<String> = answers
+            .into_iter()
+            .filter(|(_, a)| a.len() > 1)
+            .map(|(k, _)| k)
+            .collect();
         let rule = rep.rule("conflicting_answers", true);
         let mut kept_first: HashSet<String> = HashSet::new();
         recs.retain(|r| {
@@ -404,7 +458,9 @@ pub fn clean(records: Vec<Record>, cfg: &CleanConfig, tokens: Option<TokenCounte
             if !conflicting.contains(&k) {
                 return true;
             }
-            rule.note(max, &r.id, || format!("question {:?} has several answers", preview(&r.question)));
+            rule.note(max, &r.id, || {
+                format!("question {:?} has several answers", preview(&r.question))
+            });
             let keep = match cfg.conflicts {
                 ConflictPolicy::Report => true,
                 ConflictPolicy::DropAll => false,
@@ -436,7 +492,10 @@ mod tests {
 
     #[test]
     fn whitespace_rules() {
-        assert_eq!(normalize_whitespace("  a \t b \n\n\n c  \n d"), "a b\n\nc\nd");
+        assert_eq!(
+            normalize_whitespace("  a \t b \n\n\n c  \n d"),
+            "a b\n\nc\nd"
+        );
     }
 
     #[test]
@@ -480,7 +539,11 @@ mod tests {
         assert_eq!(rep.input, 7);
         assert_eq!(rep.kept, 2);
         let dropped: usize = rep.dropped_by_reason().values().sum();
-        assert_eq!(dropped + rep.kept, rep.input, "every dropped record is counted");
+        assert_eq!(
+            dropped + rep.kept,
+            rep.input,
+            "every dropped record is counted"
+        );
     }
 
     #[test]
@@ -496,7 +559,10 @@ mod tests {
             ..Default::default()
         };
         let words = |s: &str| s.split_whitespace().count();
-        let recs = vec![rec("1", "What is gout?", "Arthritis [1]"), rec("2", "What is a very long question?", "Yes")];
+        let recs = vec![
+            rec("1", "What is gout?", "Arthritis [1]"),
+            rec("2", "What is a very long question?", "Yes"),
+        ];
         let (out, rep) = clean(recs, &cfg, Some(&words)).unwrap();
         assert_eq!(out.len(), 0);
         assert_eq!(rep.rules["regex:refs"].affected, 1);

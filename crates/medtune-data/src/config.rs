@@ -49,7 +49,10 @@ fn default_seed() -> u64 {
 impl DataConfig {
     /// Parses TOML text; `origin` names the file in errors.
     pub fn from_toml_str(text: &str, origin: &str) -> Result<Self> {
-        let cfg: DataConfig = toml::from_str(text).map_err(|e| Error::Serde { path: PathBuf::from(origin), message: e.to_string() })?;
+        let cfg: DataConfig = toml::from_str(text).map_err(|e| Error::Serde {
+            path: PathBuf::from(origin),
+            message: e.to_string(),
+        })?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -57,12 +60,18 @@ impl DataConfig {
     /// Checks values that serde cannot.
     pub fn validate(&self) -> Result<()> {
         if self.sources.is_empty() {
-            return Err(Error::config("sources", "at least one [[sources]] entry is needed"));
+            return Err(Error::config(
+                "sources",
+                "at least one [[sources]] entry is needed",
+            ));
         }
         self.split.validate()?;
         if let Some(v) = &self.augment.vignettes {
             if !(0.0..=1.0).contains(&v.drop_diagnosis_probability) {
-                return Err(Error::config("augment.vignettes.drop_diagnosis_probability", "must be in [0,1]"));
+                return Err(Error::config(
+                    "augment.vignettes.drop_diagnosis_probability",
+                    "must be in [0,1]",
+                ));
             }
         }
         Ok(())
@@ -75,10 +84,18 @@ mod tests {
 
     #[test]
     fn minimal_and_unknown_keys() {
-        let c = DataConfig::from_toml_str("[[sources]]\nformat = \"medquad\"\npath = \"medquad\"\n", "t.toml").unwrap();
+        let c = DataConfig::from_toml_str(
+            "[[sources]]\nformat = \"medquad\"\npath = \"medquad\"\n",
+            "t.toml",
+        )
+        .unwrap();
         assert_eq!(c.seed, 42);
         assert_eq!(c.split.ratios, [0.8, 0.1, 0.1]);
-        let err = DataConfig::from_toml_str("[[sources]]\nformat = \"medquad\"\npath = \"m\"\n[split]\nratio = [1.0]\n", "t.toml").unwrap_err();
+        let err = DataConfig::from_toml_str(
+            "[[sources]]\nformat = \"medquad\"\npath = \"m\"\n[split]\nratio = [1.0]\n",
+            "t.toml",
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("t.toml"), "{err}");
         let err = DataConfig::from_toml_str("sources = []\n", "t.toml").unwrap_err();
         assert!(err.to_string().contains("sources"));

@@ -98,7 +98,11 @@ mod tests {
     fn jsonl_bad_line_is_named() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("s.jsonl");
-        std::fs::write(&p, "{\"id\":\"a\",\"question\":\"q\",\"answer\":\"a\",\"source\":\"s\"}\n{oops\n").unwrap();
+        std::fs::write(
+            &p,
+            "{\"id\":\"a\",\"question\":\"q\",\"answer\":\"a\",\"source\":\"s\"}\n{oops\n",
+        )
+        .unwrap();
         let err = read_jsonl(&p).unwrap_err().to_string();
         assert!(err.contains("s.jsonl:2"), "{err}");
     }

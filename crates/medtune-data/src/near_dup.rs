@@ -76,7 +76,10 @@ pub fn shingles(text: &str, k: usize) -> Vec<u64> {
     let mut out: Vec<u64> = if words.len() <= k {
         vec![fnv(words.join(" ").as_bytes(), 0)]
     } else {
-        words.windows(k).map(|w| fnv(w.join(" ").as_bytes(), 0)).collect()
+        words
+            .windows(k)
+            .map(|w| fnv(w.join(" ").as_bytes(), 0))
+            .collect()
     };
     out.sort_unstable();
     out.dedup();
@@ -140,8 +143,14 @@ const FULL_COMPARE_BUCKET: usize = 64;
 
 /// Index pairs `(i, j)`, `i < j`, whose shingle sets have Jaccard ≥ `cfg.threshold`, sorted.
 pub fn near_duplicate_pairs(texts: &[String], cfg: &NearDupConfig) -> Vec<(usize, usize)> {
-    let sets: Vec<Vec<u64>> = texts.par_iter().map(|t| shingles(t, cfg.shingle_words)).collect();
-    let sigs: Vec<Vec<u64>> = sets.par_iter().map(|s| signature(s, cfg.num_perm)).collect();
+    let sets: Vec<Vec<u64>> = texts
+        .par_iter()
+        .map(|t| shingles(t, cfg.shingle_words))
+        .collect();
+    let sigs: Vec<Vec<u64>> = sets
+        .par_iter()
+        .map(|s| signature(s, cfg.num_perm))
+        .collect();
     let (b, r) = bands_for(cfg.threshold, cfg.num_perm);
     let candidates: HashSet<(usize, usize)> = (0..b)
         .into_par_iter()
@@ -231,7 +240,10 @@ mod tests {
     fn bands_track_threshold() {
         let (b, r) = bands_for(0.8, 128);
         assert!(b * r <= 128);
-        assert!(((1.0 / b as f64).powf(1.0 / r as f64) - 0.8).abs() < 0.03, "{b}x{r}");
+        assert!(
+            ((1.0 / b as f64).powf(1.0 / r as f64) - 0.8).abs() < 0.03,
+            "{b}x{r}"
+        );
     }
 
     #[test]

@@ -31,9 +31,17 @@ pub struct PackedSequence {
 pub fn pack(examples: &[TokenizedExample], max_len: usize) -> Vec<PackedSequence> {
     let mut out: Vec<PackedSequence> = Vec::new();
     for ex in examples {
-        let fits = out.last().is_some_and(|s| s.input_ids.len() + ex.input_ids.len() <= max_len);
+        let fits = out
+            .last()
+            .is_some_and(|s| s.input_ids.len() + ex.input_ids.len() <= max_len);
         if !fits {
-            out.push(PackedSequence { input_ids: Vec::new(), labels: Vec::new(), position_ids: Vec::new(), segment_ids: Vec::new(), example_ids: Vec::new() });
+            out.push(PackedSequence {
+                input_ids: Vec::new(),
+                labels: Vec::new(),
+                position_ids: Vec::new(),
+                segment_ids: Vec::new(),
+                example_ids: Vec::new(),
+            });
         }
         let Some(seq) = out.last_mut() else { continue };
         let segment = seq.example_ids.len() as u32 + 1;
@@ -44,7 +52,8 @@ pub fn pack(examples: &[TokenizedExample], max_len: usize) -> Vec<PackedSequence
             *l = IGNORE_INDEX;
         }
         seq.position_ids.extend(0..ex.input_ids.len() as u32);
-        seq.segment_ids.extend(std::iter::repeat_n(segment, ex.input_ids.len()));
+        seq.segment_ids
+            .extend(std::iter::repeat_n(segment, ex.input_ids.len()));
         seq.example_ids.push(ex.id.clone());
     }
     out
@@ -72,7 +81,10 @@ pub struct Batch {
 impl Batch {
     /// One example per row.
     pub fn from_examples(examples: &[TokenizedExample], pad_id: u32) -> Batch {
-        let rows: Vec<PackedSequence> = examples.iter().map(|e| pack(std::slice::from_ref(e), usize::MAX).remove(0)).collect();
+        let rows: Vec<PackedSequence> = examples
+            .iter()
+            .map(|e| pack(std::slice::from_ref(e), usize::MAX).remove(0))
+            .collect();
         Self::from_packed(&rows, pad_id)
     }
 
@@ -104,7 +116,10 @@ impl Batch {
     /// Whether query position `q` may attend to key position `k` in row `b`: causal, within one
     /// segment, and never to padding.
     pub fn may_attend(&self, b: usize, q: usize, k: usize) -> bool {
-        let (sq, sk) = (self.segment_ids[b * self.seq_len + q], self.segment_ids[b * self.seq_len + k]);
+        let (sq, sk) = (
+            self.segment_ids[b * self.seq_len + q],
+            self.segment_ids[b * self.seq_len + k],
+        );
         k <= q && sq != 0 && sq == sk
     }
 
@@ -120,8 +135,17 @@ mod tests {
 
     fn ex(id: &str, n: usize, prompt: usize) -> TokenizedExample {
         let input_ids: Vec<u32> = (0..n as u32).map(|i| i + 10).collect();
-        let labels = input_ids.iter().enumerate().map(|(i, &t)| if i < prompt { IGNORE_INDEX } else { t as i64 }).collect();
-        TokenizedExample { id: id.into(), input_ids, labels, truncated: false }
+        let labels = input_ids
+            .iter()
+            .enumerate()
+            .map(|(i, &t)| if i < prompt { IGNORE_INDEX } else { t as i64 })
+            .collect();
+        TokenizedExample {
+            id: id.into(),
+            input_ids,
+            labels,
+            truncated: false,
+        }
     }
 
     #[test]
@@ -140,7 +164,10 @@ mod tests {
                 for k in 0..batch.seq_len {
                     let (sq, sk) = (batch.segment_ids[b * 9 + q], batch.segment_ids[b * 9 + k]);
                     if sq != sk || sk == 0 || sq == 0 {
-                        assert!(!batch.may_attend(b, q, k), "row {b}: {q} sees {k} across examples");
+                        assert!(
+                            !batch.may_attend(b, q, k),
+                            "row {b}: {q} sees {k} across examples"
+                        );
                     }
                     if k > q {
                         assert!(!batch.may_attend(b, q, k));

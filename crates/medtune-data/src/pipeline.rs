@@ -75,7 +75,12 @@ fn hash_inputs(root: &Path, files: &[PathBuf]) -> Result<Vec<InputFile>> {
         .par_iter()
         .map(|p| {
             let bytes = std::fs::read(p).map_err(|e| Error::io(p, e))?;
-            Ok(InputFile { path: p.display().to_string(), files: 1, bytes: bytes.len() as u64, sha256: sha256_hex(&bytes) })
+            Ok(InputFile {
+                path: p.display().to_string(),
+                files: 1,
+                bytes: bytes.len() as u64,
+                sha256: sha256_hex(&bytes),
+            })
         })
         .collect::<Result<_>>()?;
     if each.len() <= MAX_FILES_LISTED {
@@ -84,12 +89,20 @@ fn hash_inputs(root: &Path, files: &[PathBuf]) -> Result<Vec<InputFile>> {
     let mut lines: Vec<String> = each
         .iter()
         .map(|f| {
-            let rel = Path::new(&f.path).strip_prefix(root).map(|p| p.display().to_string()).unwrap_or_else(|_| f.path.clone());
+            let rel = Path::new(&f.path)
+                .strip_prefix(root)
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|_| f.path.clone());
             format!("{rel}\t{}\n", f.sha256)
         })
         .collect();
     lines.sort();
-    Ok(vec![InputFile { path: root.display().to_string(), files: each.len(), bytes: each.iter().map(|f| f.bytes).sum(), sha256: sha256_hex(lines.concat().as_bytes()) }])
+    Ok(vec![InputFile {
+        path: root.display().to_string(),
+        files: each.len(),
+        bytes: each.iter().map(|f| f.bytes).sum(),
+        sha256: sha256_hex(lines.concat().as_bytes()),
+    }])
 }
 
 /// `manifest.json`.
@@ -181,10 +194,14 @@ pub fn prepare(cfg: &DataConfig, opts: &PrepareOptions) -> Result<Prepared> {
         rep.records += out.records.len();
         for (k, v) in &out.dropped {
             *rep.dropped.entry(k.clone()).or_default() += v;
-            *report.dropped_by_reason.entry(format!("read:{k}")).or_default() += v;
+            *report
+                .dropped_by_reason
+                .entry(format!("read:{k}"))
+                .or_default() += v;
         }
         rep.problems_total += out.problems.len();
-        rep.problems.extend(out.problems.into_iter().take(MAX_PROBLEMS_REPORTED));
+        rep.problems
+            .extend(out.problems.into_iter().take(MAX_PROBLEMS_REPORTED));
         records.extend(out.records);
         files.push((opts.data_dir.join(&src.path), out.files));
     }
@@ -203,7 +220,10 @@ pub fn prepare(cfg: &DataConfig, opts: &PrepareOptions) -> Result<Prepared> {
     // Clean, then drop records that cannot be shown in the configured answer format.
     let (records, cleaning) = clean(records, &cfg.clean, opts.tokens)?;
     for (k, v) in cleaning.dropped_by_reason() {
-        *report.dropped_by_reason.entry(format!("clean:{k}")).or_default() += v;
+        *report
+            .dropped_by_reason
+            .entry(format!("clean:{k}"))
+            .or_default() += v;
     }
     report.cleaning = cleaning;
     let mut kept = Vec::with_capacity(records.len());
@@ -219,7 +239,9 @@ pub fn prepare(cfg: &DataConfig, opts: &PrepareOptions) -> Result<Prepared> {
         }
     }
     if report.prompt_format_dropped > 0 {
-        report.dropped_by_reason.insert("prompt_format".into(), report.prompt_format_dropped);
+        report
+            .dropped_by_reason
+            .insert("prompt_format".into(), report.prompt_format_dropped);
     }
     lap("clean", &mut timings);
 
@@ -244,7 +266,10 @@ pub fn prepare(cfg: &DataConfig, opts: &PrepareOptions) -> Result<Prepared> {
     for (s, recs) in &splits {
         if *s != Split::Train {
             if let Some(r) = recs.iter().find(|r| r.is_synthetic()) {
-                return Err(Error::Record { id: r.id.clone(), message: format!("synthetic record in {} split", s.name()) });
+                return Err(Error::Record {
+                    id: r.id.clone(),
+                    message: format!("synthetic record in {} split", s.name()),
+                });
             }
         }
     }
@@ -252,7 +277,10 @@ pub fn prepare(cfg: &DataConfig, opts: &PrepareOptions) -> Result<Prepared> {
 
     // Stats and manifest.
     let stats = StatsFile {
-        splits: splits.iter().map(|(s, recs)| (*s, split_stats(recs, opts.tokens))).collect(),
+        splits: splits
+            .iter()
+            .map(|(s, recs)| (*s, split_stats(recs, opts.tokens)))
+            .collect(),
         leakage: split_report,
         augment,
     };
@@ -274,7 +302,12 @@ pub fn prepare(cfg: &DataConfig, opts: &PrepareOptions) -> Result<Prepared> {
         timings_s: timings,
         strict: opts.strict,
     };
-    let prepared = Prepared { splits, manifest, cleaning: report, stats };
+    let prepared = Prepared {
+        splits,
+        manifest,
+        cleaning: report,
+        stats,
+    };
     if let Some(dir) = opts.out_dir {
         write_dataset(dir, &prepared)?;
     }

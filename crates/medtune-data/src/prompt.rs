@@ -75,7 +75,10 @@ pub fn build_prompt(record: &Record, cfg: &PromptConfig) -> Result<Prompt> {
                 user.push_str(&format!("{}. {o}\n", Record::option_letter(i)));
             }
             user.push_str("\nAnswer with the letter of the correct option.");
-            record.label.clone().ok_or_else(|| bad("mcq_letter format needs a label letter"))?
+            record
+                .label
+                .clone()
+                .ok_or_else(|| bad("mcq_letter format needs a label letter"))?
         }
         AnswerFormat::YesNoJson => {
             let decision = record
@@ -89,8 +92,13 @@ pub fn build_prompt(record: &Record, cfg: &PromptConfig) -> Result<Prompt> {
             if is_dosing(record) {
                 user.push_str("\n\nReply in JSON: {\"answer\": \"yes\" or \"no\", \"dose\": \"low\" or \"high\" (only if yes)}.");
                 match (&record.dose, decision.as_str()) {
-                    (Some(d), "yes") => format!("{{\"answer\": {q}, \"dose\": {}}}", serde_json::Value::String(d.clone())),
-                    (None, "yes") => return Err(bad("a yes answer to a dosing question needs a dose class")),
+                    (Some(d), "yes") => format!(
+                        "{{\"answer\": {q}, \"dose\": {}}}",
+                        serde_json::Value::String(d.clone())
+                    ),
+                    (None, "yes") => {
+                        return Err(bad("a yes answer to a dosing question needs a dose class"))
+                    }
                     _ => format!("{{\"answer\": {q}}}"),
                 }
             } else {
@@ -134,11 +142,16 @@ mod tests {
         let p = build_prompt(&rec(), &cfg).unwrap();
         assert_eq!(p.answer, r#"{"answer": "yes", "dose": "low"}"#);
         assert_eq!(p.messages[0].role, "system");
-        assert!(p.messages[1].content.starts_with("Context:\nPatient with a fracture.\n\nQuestion: Offer morphine?"));
+        assert!(p.messages[1]
+            .content
+            .starts_with("Context:\nPatient with a fracture.\n\nQuestion: Offer morphine?"));
         let mut no = rec();
         no.label = Some("no".into());
         no.dose = None;
-        assert_eq!(build_prompt(&no, &cfg).unwrap().answer, r#"{"answer": "no"}"#);
+        assert_eq!(
+            build_prompt(&no, &cfg).unwrap().answer,
+            r#"{"answer": "no"}"#
+        );
     }
 
     #[test]

@@ -118,7 +118,10 @@ mod tests {
             ..Default::default()
         };
         let line = serde_json::to_string(&r).unwrap();
-        assert_eq!(line, r#"{"id":"x:1","question":"Q?","answer":"A.","source":"x"}"#);
+        assert_eq!(
+            line,
+            r#"{"id":"x:1","question":"Q?","answer":"A.","source":"x"}"#
+        );
         let back: Record = serde_json::from_str(&line).unwrap();
         assert_eq!(back, r);
         assert!(!back.is_synthetic());

@@ -135,21 +135,39 @@ impl SplitConfig {
     pub fn validate(&self) -> Result<()> {
         let sum: f64 = self.ratios.iter().sum();
         if self.ratios.iter().any(|r| !(0.0..=1.0).contains(r)) || (sum - 1.0).abs() > 1e-6 {
-            return Err(Error::config("split.ratios", format!("fractions must be in [0,1] and sum to 1, got {:?}", self.ratios)));
+            return Err(Error::config(
+                "split.ratios",
+                format!(
+                    "fractions must be in [0,1] and sum to 1, got {:?}",
+                    self.ratios
+                ),
+            ));
         }
         if let Some(p) = &self.progressive {
             if self.holdout_per_specialty.is_none() {
-                return Err(Error::config("split.progressive", "needs split.holdout_per_specialty (the constant test set)"));
+                return Err(Error::config(
+                    "split.progressive",
+                    "needs split.holdout_per_specialty (the constant test set)",
+                ));
             }
-            for (name, v) in [("initial_fraction", p.initial_fraction), ("eval_fraction", p.eval_fraction)] {
+            for (name, v) in [
+                ("initial_fraction", p.initial_fraction),
+                ("eval_fraction", p.eval_fraction),
+            ] {
                 if !(0.0..=1.0).contains(&v) {
-                    return Err(Error::config(format!("split.progressive.{name}"), format!("must be in [0,1], got {v}")));
+                    return Err(Error::config(
+                        format!("split.progressive.{name}"),
+                        format!("must be in [0,1], got {v}"),
+                    ));
                 }
             }
         }
         let t = self.near_dup.threshold;
         if !(0.0..=1.0).contains(&t) || self.near_dup.num_perm == 0 {
-            return Err(Error::config("split.near_dup", "threshold must be in [0,1] and num_perm > 0"));
+            return Err(Error::config(
+                "split.near_dup",
+                "threshold must be in [0,1] and num_perm > 0",
+            ));
         }
         Ok(())
     }
@@ -159,25 +177,38 @@ impl SplitConfig {
 fn dedup_text(r: &Record, which: DedupText) -> String {
     match which {
         DedupText::Question => r.question.clone(),
-        DedupText::QuestionAnswer => format!("{}\n{}\n{}", r.question, r.context.as_deref().unwrap_or(""), r.answer),
+        DedupText::QuestionAnswer => format!(
+            "{}\n{}\n{}",
+            r.question,
+            r.context.as_deref().unwrap_or(""),
+            r.answer
+        ),
     }
 }
 
 /// Assigns every record a split. Returns one [`Split`] per record (same order) and the report.
-pub fn split(records: &[Record], cfg: &SplitConfig, seed: u64) -> Result<(Vec<Split>, SplitReport)> {
+pub fn split(
+    records: &[Record],
+    cfg: &SplitConfig,
+    seed: u64,
+) -> Result<(Vec<Split>, SplitReport)> {
     cfg.validate()?;
     let n = records.len();
     let mut report = SplitReport::default();
 
     // 1. Groups: near duplicates + document/focus keys, by union-find.
     let pairs = if cfg.near_dup.enabled {
-        let texts: Vec<String> = records.iter().map(|r| dedup_text(r, cfg.near_dup.text)).collect();
+        let texts: Vec<String> = records
+            .iter()
+            .map(|r| dedup_text(r, cfg.near_dup.text))
+            .collect();
         near_duplicate_pairs(&texts, &cfg.near_dup)
     } else {
         Vec::new()
     };
     report.near_dup_pairs = pairs.len();
-    report.lsh_bands_rows = crate::near_dup::bands_for(cfg.near_dup.threshold, cfg.near_dup.num_perm);
+    report.lsh_bands_rows =
+        crate::near_dup::bands_for(cfg.near_dup.threshold, cfg.near_dup.num_perm);
     let mut uf = UnionFind::new(n);
     for &(i, j) in &pairs {
         uf.union(i, j);
@@ -205,7 +236,10 @@ pub fn split(records: &[Record], cfg: &SplitConfig, seed: u64) -> Result<(Vec<Sp
     let mut assign: Vec<Option<Split>> = vec![None; n];
     let mut free: Vec<&Vec<usize>> = Vec::new();
     for g in &groups {
-        let fixed = g.iter().filter_map(|&i| records[i].fixed_split.as_deref().and_then(Split::parse)).max();
+        let fixed = g
+            .iter()
+            .filter_map(|&i| records[i].fixed_split.as_deref().and_then(Split::parse))
+            .max();
         match fixed {
             Some(s) => g.iter().for_each(|&i| assign[i] = Some(s)),
             None => free.push(g),
@@ -232,7 +266,11 @@ pub fn split(records: &[Record], cfg: &SplitConfig, seed: u64) -> Result<(Vec<Sp
         let targets = match &cfg.progressive {
             Some(p) => {
                 let init = p.initial_fraction;
-                vec![(Split::Train, init * (1.0 - p.eval_fraction)), (Split::Validation, init * p.eval_fraction), (Split::Pool, 1.0 - init)]
+                vec![
+                    (Split::Train, init * (1.0 - p.eval_fraction)),
+                    (Split::Validation, init * p.eval_fraction),
+                    (Split::Pool, 1.0 - init),
+                ]
             }
             None => {
                 let tv = cfg.ratios[0] + cfg.ratios[1];
@@ -242,10 +280,17 @@ pub fn split(records: &[Record], cfg: &SplitConfig, seed: u64) -> Result<(Vec<Sp
         };
         fill(&rest, &targets, cfg.stratify_by, records, &mut assign);
     } else {
-        let targets = vec![(Split::Train, cfg.ratios[0]), (Split::Validation, cfg.ratios[1]), (Split::Test, cfg.ratios[2])];
+        let targets = vec![
+            (Split::Train, cfg.ratios[0]),
+            (Split::Validation, cfg.ratios[1]),
+            (Split::Test, cfg.ratios[2]),
+        ];
         fill(&free, &targets, cfg.stratify_by, records, &mut assign);
     }
-    let assign: Vec<Split> = assign.into_iter().map(|s| s.unwrap_or(Split::Train)).collect();
+    let assign: Vec<Split> = assign
+        .into_iter()
+        .map(|s| s.unwrap_or(Split::Train))
+        .collect();
 
     // 4. Leakage check, and what a record-level random split would have leaked.
     for s in &assign {
@@ -276,15 +321,27 @@ fn majority<'a>(keys: impl Iterator<Item = &'a str>) -> String {
     for k in keys {
         *counts.entry(k).or_default() += 1;
     }
-    counts.into_iter().max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(a.0))).map(|(k, _)| k.to_string()).unwrap_or_default()
+    counts
+        .into_iter()
+        .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(a.0)))
+        .map(|(k, _)| k.to_string())
+        .unwrap_or_default()
 }
 
 /// Assigns groups (already shuffled) to the splits in `targets` (split, fraction): each group
 /// goes to the split furthest below its target share. With stratification this runs per stratum.
-fn fill(groups: &[&Vec<usize>], targets: &[(Split, f64)], by: Option<StratifyBy>, records: &[Record], assign: &mut [Option<Split>]) {
+fn fill(
+    groups: &[&Vec<usize>],
+    targets: &[(Split, f64)],
+    by: Option<StratifyBy>,
+    records: &[Record],
+    assign: &mut [Option<Split>],
+) {
     let mut strata: BTreeMap<String, Vec<&Vec<usize>>> = BTreeMap::new();
     for g in groups {
-        let k = by.map(|b| majority(g.iter().map(|&i| records[i].key(b)))).unwrap_or_default();
+        let k = by
+            .map(|b| majority(g.iter().map(|&i| records[i].key(b))))
+            .unwrap_or_default();
         strata.entry(k).or_default().push(g);
     }
     for members in strata.values() {
@@ -326,11 +383,17 @@ fn random_split(n: usize, ratios: [f64; 3], seed: u64) -> Vec<Split> {
 }
 
 fn crossing_pairs(pairs: &[(usize, usize)], assign: &[Split]) -> usize {
-    pairs.iter().filter(|&&(i, j)| assign[i] != assign[j]).count()
+    pairs
+        .iter()
+        .filter(|&&(i, j)| assign[i] != assign[j])
+        .count()
 }
 
 fn crossing_groups(groups: &[Vec<usize>], assign: &[Split]) -> usize {
-    groups.iter().filter(|g| g.iter().any(|&i| assign[i] != assign[g[0]])).count()
+    groups
+        .iter()
+        .filter(|g| g.iter().any(|&i| assign[i] != assign[g[0]]))
+        .count()
 }
 
 #[cfg(test)]
@@ -344,14 +407,23 @@ mod tests {
             answer: format!("answer number {i} with some words"),
             document_id: Some(doc.into()),
             specialty: Some(spec.into()),
-            label: Some(if i % 3 == 0 { "yes" } else { "no" }.into()),
+            label: Some(if matches!(i % 3, 0) { "yes" } else { "no" }.into()),
             source: "t".into(),
             ..Default::default()
         }
     }
 
     fn corpus() -> Vec<Record> {
-        (0..200).map(|i| rec(i, &format!("Question {i} about topic {} of the body", i % 40), &format!("doc{}", i / 4), ["a", "b"][i % 2])).collect()
+        (0..200)
+            .map(|i| {
+                rec(
+                    i,
+                    &format!("Question {i} about topic {} of the body", i % 40),
+                    &format!("doc{}", i / 4),
+                    ["a", "b"][i % 2],
+                )
+            })
+            .collect()
     }
 
     #[test]
@@ -364,7 +436,10 @@ mod tests {
         let (assign, rep) = split(&recs, &cfg, 7).unwrap();
         assert_eq!(rep.groups_crossing, 0);
         assert_eq!(rep.near_dup_pairs_crossing, 0);
-        assert!(rep.random_split_groups_crossing > 0, "the naive split leaks: {rep:?}");
+        assert!(
+            rep.random_split_groups_crossing > 0,
+            "the naive split leaks: {rep:?}"
+        );
         let train = assign.iter().filter(|s| **s == Split::Train).count();
         assert!((150..=170).contains(&train), "{train}");
         for d in 0..50 {
@@ -397,8 +472,10 @@ mod tests {
         };
         let (assign, _) = split(&recs, &cfg, 3).unwrap();
         assert_eq!(assign[0], Split::Test);
-        let yes_test = (0..200).filter(|&i| assign[i] == Split::Test && i % 3 == 0).count();
-        let yes_all = (0..200).filter(|&i| i % 3 == 0).count();
+        let yes_test = (0..200)
+            .filter(|&i| assign[i] == Split::Test && matches!(i % 3, 0))
+            .count();
+        let yes_all = (0..200).filter(|&i| matches!(i % 3, 0)).count();
         let frac = yes_test as f64 / yes_all as f64;
         assert!((0.07..=0.14).contains(&frac), "{frac}");
     }
@@ -416,11 +493,16 @@ mod tests {
         };
         let (assign, rep) = split(&recs, &cfg, 5).unwrap();
         for spec in ["a", "b"] {
-            let n = (0..200).filter(|&i| assign[i] == Split::Test && recs[i].specialty.as_deref() == Some(spec)).count();
+            let n = (0..200)
+                .filter(|&i| assign[i] == Split::Test && recs[i].specialty.as_deref() == Some(spec))
+                .count();
             assert_eq!(n, 10, "holdout of {spec}");
         }
         assert_eq!(rep.counts[&Split::Pool], 135);
-        assert_eq!(rep.counts[&Split::Train] + rep.counts[&Split::Validation], 45);
+        assert_eq!(
+            rep.counts[&Split::Train] + rep.counts[&Split::Validation],
+            45
+        );
         let bad = SplitConfig {
             progressive: cfg.progressive.clone(),
             ..Default::default()

@@ -72,7 +72,10 @@ pub struct SplitStats {
 /// Computes [`SplitStats`] for a split. `tokens` counts tokens of a text when given.
 pub fn split_stats(records: &[Record], tokens: Option<crate::clean::TokenCounter>) -> SplitStats {
     use rayon::prelude::*;
-    let mut s = SplitStats { records: records.len(), ..Default::default() };
+    let mut s = SplitStats {
+        records: records.len(),
+        ..Default::default()
+    };
     for r in records {
         s.synthetic += r.is_synthetic() as usize;
         *s.by_specialty_label
@@ -86,7 +89,10 @@ pub fn split_stats(records: &[Record], tokens: Option<crate::clean::TokenCounter
     s.question_chars = Histogram::of(&q);
     s.answer_chars = Histogram::of(&a);
     if let Some(t) = tokens {
-        let pt: Vec<usize> = records.par_iter().map(|r| t(&r.question) + r.context.as_deref().map(t).unwrap_or(0)).collect();
+        let pt: Vec<usize> = records
+            .par_iter()
+            .map(|r| t(&r.question) + r.context.as_deref().map(t).unwrap_or(0))
+            .collect();
         let at: Vec<usize> = records.par_iter().map(|r| t(&r.answer)).collect();
         s.prompt_tokens = Some(Histogram::of(&pt));
         s.answer_tokens = Some(Histogram::of(&at));
@@ -112,8 +118,19 @@ mod tests {
 
     #[test]
     fn counts_by_specialty_and_label() {
-        let r = |s: &str, l: &str| Record { id: "x".into(), question: "q".into(), answer: "a".into(), specialty: Some(s.into()), label: Some(l.into()), source: "t".into(), ..Default::default() };
-        let st = split_stats(&[r("a", "yes"), r("a", "no"), r("a", "yes"), r("b", "no")], None);
+        let r = |s: &str, l: &str| Record {
+            id: "x".into(),
+            question: "q".into(),
+            answer: "a".into(),
+            specialty: Some(s.into()),
+            label: Some(l.into()),
+            source: "t".into(),
+            ..Default::default()
+        };
+        let st = split_stats(
+            &[r("a", "yes"), r("a", "no"), r("a", "yes"), r("b", "no")],
+            None,
+        );
         assert_eq!(st.by_specialty_label["a"]["yes"], 2);
         assert_eq!(st.by_specialty_label["b"]["no"], 1);
         assert_eq!(st.records, 4);

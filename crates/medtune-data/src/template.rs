@@ -95,7 +95,10 @@ pub struct ChatTemplate {
 
 impl std::fmt::Debug for ChatTemplate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ChatTemplate").field("name", &self.name).field("eos_token", &self.eos_token).finish()
+        f.debug_struct("ChatTemplate")
+            .field("name", &self.name)
+            .field("eos_token", &self.eos_token)
+            .finish()
     }
 }
 
@@ -107,18 +110,27 @@ impl ChatTemplate {
             .trim_blocks(true)
             .lstrip_blocks(true)
             .build()
-            .map_err(|e| Error::Template { name: name.to_string(), message: e.to_string() })?;
+            .map_err(|e| Error::Template {
+                name: name.to_string(),
+                message: e.to_string(),
+            })?;
         env.set_syntax(syntax);
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
         minijinja_contrib::add_to_environment(&mut env);
-        env.add_function("raise_exception", |msg: String| -> std::result::Result<Value, minijinja::Error> {
-            Err(minijinja::Error::new(ErrorKind::InvalidOperation, msg))
+        env.add_function(
+            "raise_exception",
+            |msg: String| -> std::result::Result<Value, minijinja::Error> {
+                Err(minijinja::Error::new(ErrorKind::InvalidOperation, msg))
+            },
+        );
+        env.add_function("strftime_now", |fmt: String| -> String {
+            strftime_utc(&fmt, now_unix())
         });
-        env.add_function("strftime_now", |fmt: String| -> String { strftime_utc(&fmt, now_unix()) });
-        env.add_template_owned("chat", source.to_string()).map_err(|e| Error::Template {
-            name: name.to_string(),
-            message: e.to_string(),
-        })?;
+        env.add_template_owned("chat", source.to_string())
+            .map_err(|e| Error::Template {
+                name: name.to_string(),
+                message: e.to_string(),
+            })?;
         Ok(ChatTemplate {
             name: name.to_string(),
             source: source.to_string(),
@@ -132,7 +144,10 @@ impl ChatTemplate {
     pub fn builtin(name: &str) -> Result<Self> {
         let (src, bos, eos) = builtin_source(name).ok_or_else(|| Error::Template {
             name: name.to_string(),
-            message: format!("unknown built-in template (known: {})", BUILTIN_TEMPLATES.join(", ")),
+            message: format!(
+                "unknown built-in template (known: {})",
+                BUILTIN_TEMPLATES.join(", ")
+            ),
         })?;
         Self::from_jinja(name, src, bos, eos)
     }
@@ -144,7 +159,8 @@ impl ChatTemplate {
             name: origin.to_string(),
             message: m,
         };
-        let v: serde_json::Value = serde_json::from_str(config_json).map_err(|e| err(format!("invalid JSON: {e}")))?;
+        let v: serde_json::Value =
+            serde_json::from_str(config_json).map_err(|e| err(format!("invalid JSON: {e}")))?;
         let template = match v.get("chat_template") {
             Some(serde_json::Value::String(s)) => s.clone(),
             Some(serde_json::Value::Array(list)) => list
@@ -156,7 +172,11 @@ impl ChatTemplate {
         };
         let token = |key: &str| match v.get(key) {
             Some(serde_json::Value::String(s)) => s.clone(),
-            Some(obj) => obj.get("content").and_then(|c| c.as_str()).unwrap_or_default().to_string(),
+            Some(obj) => obj
+                .get("content")
+                .and_then(|c| c.as_str())
+                .unwrap_or_default()
+                .to_string(),
             None => String::new(),
         };
         Self::from_jinja(origin, &template, &token("bos_token"), &token("eos_token"))
@@ -197,7 +217,13 @@ impl ChatTemplate {
 
     /// sha256 of the template source, bos and eos (for manifests).
     pub fn template_hash(&self) -> String {
-        sha256_hex(format!("{}\u{0}{}\u{0}{}", self.source, self.bos_token, self.eos_token).as_bytes())
+        sha256_hex(
+            format!(
+                "{}\u{0}{}\u{0}{}",
+                self.source, self.bos_token, self.eos_token
+            )
+            .as_bytes(),
+        )
     }
 
     /// Template name (built-in name or origin).
@@ -237,7 +263,20 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (yoe + era * 400 + (m <= 2) as i64, m, d)
 }
 
-const MONTHS: [&str; 12] = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"];
+const MONTHS: [&str; 12] = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+];
 
 /// A small `strftime` for UTC time: `%Y %y %m %d %e %B %b %H %M %S %%`; other codes pass through.
 pub fn strftime_utc(fmt: &str, unix: i64) -> String {
@@ -277,14 +316,21 @@ mod tests {
     use super::*;
 
     fn conv() -> Vec<Message> {
-        vec![Message::new("system", "Be brief."), Message::new("user", "What is gout?"), Message::new("assistant", "A form of arthritis.")]
+        vec![
+            Message::new("system", "Be brief."),
+            Message::new("user", "What is gout?"),
+            Message::new("assistant", "A form of arthritis."),
+        ]
     }
 
     #[test]
     fn chatml_layout() {
         let t = ChatTemplate::builtin("chatml").unwrap();
         let s = t.render(&conv()[1..2], true).unwrap();
-        assert_eq!(s, "<|im_start|>user\nWhat is gout?<|im_end|>\n<|im_start|>assistant\n");
+        assert_eq!(
+            s,
+            "<|im_start|>user\nWhat is gout?<|im_end|>\n<|im_start|>assistant\n"
+        );
     }
 
     #[test]
@@ -298,7 +344,10 @@ mod tests {
             assert!(full.contains("Be brief."), "{name}");
             assert_eq!(t.template_hash().len(), 64);
         }
-        assert_ne!(ChatTemplate::builtin("llama3").unwrap().template_hash(), ChatTemplate::builtin("chatml").unwrap().template_hash());
+        assert_ne!(
+            ChatTemplate::builtin("llama3").unwrap().template_hash(),
+            ChatTemplate::builtin("chatml").unwrap().template_hash()
+        );
         assert!(ChatTemplate::builtin("nope").is_err());
     }
 
@@ -310,7 +359,10 @@ mod tests {
             "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nWhat is gout?<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"
         );
         let m = ChatTemplate::builtin("mistral").unwrap();
-        assert_eq!(m.render(&conv(), false).unwrap(), "<s>[INST] Be brief.\n\nWhat is gout? [/INST] A form of arthritis.</s>");
+        assert_eq!(
+            m.render(&conv(), false).unwrap(),
+            "<s>[INST] Be brief.\n\nWhat is gout? [/INST] A form of arthritis.</s>"
+        );
     }
 
     #[test]
@@ -318,8 +370,14 @@ mod tests {
         let src = "{% if messages[0]['role'] != 'user' %}{{ raise_exception('first must be user') }}{% endif %}\
                    {{ messages[0]['content'].strip().upper() }} {{ strftime_now('%Y') | length }}";
         let t = ChatTemplate::from_jinja("custom", src, "", "").unwrap();
-        assert_eq!(t.render(&[Message::new("user", "  hi ")], false).unwrap(), "HI 4");
-        let err = t.render(&[Message::new("system", "x")], false).unwrap_err().to_string();
+        assert_eq!(
+            t.render(&[Message::new("user", "  hi ")], false).unwrap(),
+            "HI 4"
+        );
+        let err = t
+            .render(&[Message::new("system", "x")], false)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("first must be user"), "{err}");
     }
 
@@ -327,7 +385,10 @@ mod tests {
     fn strftime_known_dates() {
         assert_eq!(strftime_utc("%d %b %Y", 0), "01 Jan 1970");
         // 2024-02-29 12:34:56 UTC
-        assert_eq!(strftime_utc("%Y-%m-%d %H:%M:%S %B", 1_709_210_096), "2024-02-29 12:34:56 February");
+        assert_eq!(
+            strftime_utc("%Y-%m-%d %H:%M:%S %B", 1_709_210_096),
+            "2024-02-29 12:34:56 February"
+        );
     }
 
     #[test]
@@ -335,6 +396,9 @@ mod tests {
         let cfg = r#"{"bos_token": null, "eos_token": {"content": "<|im_end|>"}, "chat_template": "{% for m in messages %}[{{ m['role'] }}]{{ m['content'] }}{% endfor %}"}"#;
         let t = ChatTemplate::from_tokenizer_config(cfg, "cfg").unwrap();
         assert_eq!(t.eos_token(), "<|im_end|>");
-        assert_eq!(t.render(&conv()[1..2], false).unwrap(), "[user]What is gout?");
+        assert_eq!(
+            t.render(&conv()[1..2], false).unwrap(),
+            "[user]What is gout?"
+        );
     }
 }

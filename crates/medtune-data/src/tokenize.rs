@@ -83,10 +83,16 @@ impl ExampleTokenizer {
         if cfg.max_len < 2 {
             return Err(Error::config("tokenize.max_len", "must be at least 2"));
         }
-        let eos_id = tokenizer
-            .token_to_id(template.eos_token())
-            .ok_or_else(|| Error::Tokenizer(format!("EOS token {:?} of template `{}` is not in the vocabulary", template.eos_token(), template.name())))?;
-        let bos_id = Some(template.bos_token()).filter(|b| !b.is_empty()).and_then(|b| tokenizer.token_to_id(b));
+        let eos_id = tokenizer.token_to_id(template.eos_token()).ok_or_else(|| {
+            Error::Tokenizer(format!(
+                "EOS token {:?} of template `{}` is not in the vocabulary",
+                template.eos_token(),
+                template.name()
+            ))
+        })?;
+        let bos_id = Some(template.bos_token())
+            .filter(|b| !b.is_empty())
+            .and_then(|b| tokenizer.token_to_id(b));
         Ok(ExampleTokenizer {
             tokenizer,
             template,
@@ -108,19 +114,34 @@ impl ExampleTokenizer {
 
     /// Token count of plain text (no special tokens), for length filters and statistics.
     pub fn count_tokens(&self, text: &str) -> Result<usize> {
-        self.tokenizer.encode(text, false).map(|e| e.len()).map_err(|e| Error::Tokenizer(e.to_string()))
+        self.tokenizer
+            .encode(text, false)
+            .map(|e| e.len())
+            .map_err(|e| Error::Tokenizer(e.to_string()))
     }
 
     /// Tokenizes a record in `prompt`'s answer format. `Ok(None)`: dropped by the truncation policy.
-    pub fn tokenize_record(&self, record: &Record, prompt: &PromptConfig) -> Result<Option<TokenizedExample>> {
+    pub fn tokenize_record(
+        &self,
+        record: &Record,
+        prompt: &PromptConfig,
+    ) -> Result<Option<TokenizedExample>> {
         let p = build_prompt(record, prompt)?;
         self.tokenize(&record.id, &p.messages, &p.answer)
     }
 
     /// Tokenizes `messages` followed by the assistant `answer`. `Ok(None)`: dropped by the
     /// truncation policy.
-    pub fn tokenize(&self, id: &str, messages: &[Message], answer: &str) -> Result<Option<TokenizedExample>> {
-        let bad = |m: String| Error::Record { id: id.to_string(), message: m };
+    pub fn tokenize(
+        &self,
+        id: &str,
+        messages: &[Message],
+        answer: &str,
+    ) -> Result<Option<TokenizedExample>> {
+        let bad = |m: String| Error::Record {
+            id: id.to_string(),
+            message: m,
+        };
         if answer.is_empty() {
             return Err(bad("empty answer".into()));
         }
@@ -129,23 +150,40 @@ impl ExampleTokenizer {
         full_msgs.push(Message::new("assistant", answer));
         let full = self.template.render(&full_msgs, false)?;
         if !full.starts_with(&prompt) {
-            return Err(bad(format!("template `{}`: the generation prompt is not a prefix of the rendered conversation", self.template.name())));
+            return Err(bad(format!(
+                "template `{}`: the generation prompt is not a prefix of the rendered conversation",
+                self.template.name()
+            )));
         }
         // Answer span: after the prompt, past any whitespace the template puts before it.
         let rest = &full[prompt.len()..];
         let pos = rest
             .find(answer)
             .filter(|&p| rest[..p].trim().is_empty())
-            .ok_or_else(|| bad(format!("template `{}` does not render the answer verbatim after the prompt", self.template.name())))?;
+            .ok_or_else(|| {
+                bad(format!(
+                    "template `{}` does not render the answer verbatim after the prompt",
+                    self.template.name()
+                ))
+            })?;
         let start = prompt.len() + pos;
         let end = start + answer.len();
-        let enc = self.tokenizer.encode(&full[..end], false).map_err(|e| Error::Tokenizer(format!("{id}: {e}")))?;
+        let enc = self
+            .tokenizer
+            .encode(&full[..end], false)
+            .map_err(|e| Error::Tokenizer(format!("{id}: {e}")))?;
         let mut input_ids = enc.get_ids().to_vec();
         let mut labels: Vec<i64> = enc
             .get_offsets()
             .iter()
             .zip(&input_ids)
-            .map(|(&(_, tok_end), &tid)| if tok_end > start { tid as i64 } else { IGNORE_INDEX })
+            .map(|(&(_, tok_end), &tid)| {
+                if tok_end > start {
+                    tid as i64
+                } else {
+                    IGNORE_INDEX
+                }
+            })
             .collect();
         input_ids.push(self.eos_id);
         labels.push(self.eos_id as i64);
@@ -164,11 +202,17 @@ impl ExampleTokenizer {
         if total <= max {
             return Some(ex);
         }
-        let prompt_len = ex.labels.iter().position(|&l| l != IGNORE_INDEX).unwrap_or(total);
+        let prompt_len = ex
+            .labels
+            .iter()
+            .position(|&l| l != IGNORE_INDEX)
+            .unwrap_or(total);
         match self.cfg.truncation {
             Truncation::Drop => None,
             Truncation::TruncatePromptLeft => {
-                let keep_bos = usize::from(self.bos_id.is_some() && ex.input_ids.first() == self.bos_id.as_ref());
+                let keep_bos = usize::from(
+                    self.bos_id.is_some() && ex.input_ids.first() == self.bos_id.as_ref(),
+                );
                 let answer_len = total - prompt_len;
                 if answer_len + keep_bos > max {
                     return None;
@@ -194,9 +238,16 @@ impl ExampleTokenizer {
 
 /// Tokenizes many records in parallel; one result per record, in order (`Ok(None)`: dropped by
 /// the truncation policy).
-pub fn tokenize_records(tok: &ExampleTokenizer, records: &[Record], prompt: &PromptConfig) -> Vec<Result<Option<TokenizedExample>>> {
+pub fn tokenize_records(
+    tok: &ExampleTokenizer,
+    records: &[Record],
+    prompt: &PromptConfig,
+) -> Vec<Result<Option<TokenizedExample>>> {
     use rayon::prelude::*;
-    records.par_iter().map(|r| tok.tokenize_record(r, prompt)).collect()
+    records
+        .par_iter()
+        .map(|r| tok.tokenize_record(r, prompt))
+        .collect()
 }
 
 #[cfg(test)]
@@ -204,7 +255,10 @@ mod tests {
     use super::*;
 
     fn tok() -> Tokenizer {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/hf-tiny/tokenizer/tokenizer.json");
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../fixtures/hf-tiny/tokenizer/tokenizer.json"
+        );
         Tokenizer::from_file(path).unwrap()
     }
 
@@ -216,35 +270,62 @@ mod tests {
     fn labels_cover_exactly_the_answer_and_eos() {
         let t = ex(TokenizeConfig::default());
         let msgs = [Message::new("user", "What is gout?")];
-        let e = t.tokenize("x", &msgs, "A form of arthritis.").unwrap().unwrap();
+        let e = t
+            .tokenize("x", &msgs, "A form of arthritis.")
+            .unwrap()
+            .unwrap();
         assert_eq!(e.input_ids.len(), e.labels.len());
         assert_eq!(*e.input_ids.last().unwrap(), t.eos_id());
         assert_eq!(*e.labels.last().unwrap(), t.eos_id() as i64);
         let first = e.labels.iter().position(|&l| l != IGNORE_INDEX).unwrap();
-        assert!(e.labels[first..].iter().all(|&l| l != IGNORE_INDEX), "supervised part is contiguous");
+        assert!(
+            e.labels[first..].iter().all(|&l| l != IGNORE_INDEX),
+            "supervised part is contiguous"
+        );
         // Decoding the supervised tokens (without EOS) gives back the answer.
         let ans: Vec<u32> = e.input_ids[first..e.input_ids.len() - 1].to_vec();
-        assert_eq!(t.tokenizer.decode(&ans, false).unwrap(), "A form of arthritis.");
+        assert_eq!(
+            t.tokenizer.decode(&ans, false).unwrap(),
+            "A form of arthritis."
+        );
         // The prompt part decodes to the rendered prompt.
         let prompt = t.template.render(&msgs, true).unwrap();
-        assert_eq!(t.tokenizer.decode(&e.input_ids[..first], false).unwrap(), prompt);
+        assert_eq!(
+            t.tokenizer.decode(&e.input_ids[..first], false).unwrap(),
+            prompt
+        );
     }
 
     #[test]
     fn truncation_policies() {
-        let msgs = [Message::new("user", "Explain the long history of this disease in great detail please.")];
-        let full = ex(TokenizeConfig::default()).tokenize("x", &msgs, "Short.").unwrap().unwrap();
+        let msgs = [Message::new(
+            "user",
+            "Explain the long history of this disease in great detail please.",
+        )];
+        let full = ex(TokenizeConfig::default())
+            .tokenize("x", &msgs, "Short.")
+            .unwrap()
+            .unwrap();
         let n = full.input_ids.len();
         let sup = full.supervised();
         let max = n - 5;
-        let drop = ex(TokenizeConfig { max_len: max, truncation: Truncation::Drop });
+        let drop = ex(TokenizeConfig {
+            max_len: max,
+            truncation: Truncation::Drop,
+        });
         assert!(drop.tokenize("x", &msgs, "Short.").unwrap().is_none());
-        let left = ex(TokenizeConfig { max_len: max, truncation: Truncation::TruncatePromptLeft });
+        let left = ex(TokenizeConfig {
+            max_len: max,
+            truncation: Truncation::TruncatePromptLeft,
+        });
         let l = left.tokenize("x", &msgs, "Short.").unwrap().unwrap();
         assert_eq!(l.input_ids.len(), max);
         assert_eq!(l.supervised(), sup, "the answer is kept whole");
         assert_eq!(l.input_ids[..], full.input_ids[5..]);
-        let ans = ex(TokenizeConfig { max_len: n - sup + 1, truncation: Truncation::TruncateAnswer });
+        let ans = ex(TokenizeConfig {
+            max_len: n - sup + 1,
+            truncation: Truncation::TruncateAnswer,
+        });
         let a = ans.tokenize("x", &msgs, "Short.").unwrap().unwrap();
         assert_eq!(a.supervised(), 1);
         assert!(a.truncated);

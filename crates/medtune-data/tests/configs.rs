@@ -11,9 +11,13 @@ fn all_data_configs_parse() {
         let p = entry.unwrap().path();
         if p.extension().is_some_and(|e| e == "toml") {
             let text = std::fs::read_to_string(&p).unwrap();
-            DataConfig::from_toml_str(&text, &p.display().to_string()).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            DataConfig::from_toml_str(&text, &p.display().to_string())
+                .unwrap_or_else(|e| panic!("{}: {e}", p.display()));
             n += 1;
         }
     }
-    assert!(n >= 2, "expected the medquad and pubmedqa configs, found {n}");
+    assert!(
+        n >= 2,
+        "expected the medquad and pubmedqa configs, found {n}"
+    );
 }

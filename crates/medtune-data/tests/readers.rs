@@ -10,7 +10,14 @@ fn fixtures() -> PathBuf {
 }
 
 fn source(format: Format, path: &str) -> SourceConfig {
-    SourceConfig { format, path: path.into(), name: None, columns: BTreeMap::new(), has_header: None, test_ids: None }
+    SourceConfig {
+        format,
+        path: path.into(),
+        name: None,
+        columns: BTreeMap::new(),
+        has_header: None,
+        test_ids: None,
+    }
 }
 
 fn read(src: &SourceConfig) -> ReadOutput {
@@ -33,22 +40,45 @@ fn csv_with_header_reports_bad_row_with_line() {
 #[test]
 fn csv_column_mapping_and_unknown_column() {
     let mut src = source(Format::Csv, "mapped.csv");
-    src.columns = [("question", "Q"), ("answer", "A"), ("specialty", "Topic"), ("id", "Ref")].into_iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+    src.columns = [
+        ("question", "Q"),
+        ("answer", "A"),
+        ("specialty", "Topic"),
+        ("id", "Ref"),
+    ]
+    .into_iter()
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect();
     let out = read(&src);
     assert_eq!(out.records.len(), 2);
     assert_eq!(out.records[1].specialty.as_deref(), Some("endocrinology"));
     assert_eq!(out.records[1].id, "csv:r2");
     src.columns.insert("context".into(), "Notes".into());
-    let err = read_source(&src, &fixtures(), false).unwrap_err().to_string();
-    assert!(err.contains("unknown column `Notes`") && err.contains("Q, A, Topic, Ref"), "{err}");
+    let err = read_source(&src, &fixtures(), false)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("unknown column `Notes`") && err.contains("Q, A, Topic, Ref"),
+        "{err}"
+    );
     src.columns.insert("colour".into(), "Q".into());
-    assert!(read_source(&src, &fixtures(), false).unwrap_err().to_string().contains("unknown record field `colour`"));
+    assert!(read_source(&src, &fixtures(), false)
+        .unwrap_err()
+        .to_string()
+        .contains("unknown record field `colour`"));
 }
 
 #[test]
 fn jsonl_mapping_with_nested_field_and_bad_line() {
     let mut src = source(Format::Jsonl, "mapped.jsonl");
-    src.columns = [("question", "query.text"), ("answer", "reply"), ("specialty", "area")].into_iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+    src.columns = [
+        ("question", "query.text"),
+        ("answer", "reply"),
+        ("specialty", "area"),
+    ]
+    .into_iter()
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect();
     let out = read(&src);
     assert_eq!(out.records.len(), 2);
     assert_eq!(out.records[1].question, "What is tinnitus?");
@@ -59,7 +89,10 @@ fn jsonl_mapping_with_nested_field_and_bad_line() {
 fn specialty_directory() {
     let out = read(&source(Format::SpecialtyDir, "specialties"));
     assert_eq!(out.records.len(), 3);
-    assert!(out.records.iter().any(|r| r.specialty.as_deref() == Some("dermatology")));
+    assert!(out
+        .records
+        .iter()
+        .any(|r| r.specialty.as_deref() == Some("dermatology")));
     assert_eq!(out.problems.len(), 1, "the non-string answer is reported");
 }
 
@@ -81,10 +114,20 @@ fn medquad_counts_removed_answers_and_bad_files() {
 fn pubmedqa_with_official_test_ids() {
     let out = read(&source(Format::Pubmedqa, "pubmedqa/ori_pqal.json"));
     assert_eq!(out.records.len(), 3);
-    let coffee = out.records.iter().find(|r| r.document_id.as_deref() == Some("1002")).unwrap();
+    let coffee = out
+        .records
+        .iter()
+        .find(|r| r.document_id.as_deref() == Some("1002"))
+        .unwrap();
     assert_eq!(coffee.fixed_split.as_deref(), Some("test"));
     assert_eq!(coffee.label.as_deref(), Some("no"));
-    assert!(out.records.iter().filter(|r| r.fixed_split.is_some()).count() == 1);
+    assert!(
+        out.records
+            .iter()
+            .filter(|r| r.fixed_split.is_some())
+            .count()
+            == 1
+    );
     assert_eq!(out.problems.len(), 1, "PMID 1004 lacks a decision");
 }
 
@@ -109,12 +152,21 @@ fn multiple_choice_sets() {
 fn qpain_alpaca_sharegpt() {
     let q = read(&source(Format::Qpain, "qpain"));
     assert_eq!(q.records.len(), 2);
-    assert_eq!((q.records[0].answer.as_str(), q.records[0].dose.as_deref()), ("yes", Some("low")));
-    assert_eq!((q.records[1].answer.as_str(), q.records[1].dose.as_deref()), ("no", None));
+    assert_eq!(
+        (q.records[0].answer.as_str(), q.records[0].dose.as_deref()),
+        ("yes", Some("low"))
+    );
+    assert_eq!(
+        (q.records[1].answer.as_str(), q.records[1].dose.as_deref()),
+        ("no", None)
+    );
     assert_eq!(q.records[0].specialty.as_deref(), Some("post_op"));
     let a = read(&source(Format::Alpaca, "alpaca.json"));
     assert_eq!(a.records.len(), 2);
-    assert_eq!(a.records[1].context.as_deref(), Some("Invented note: patient is well."));
+    assert_eq!(
+        a.records[1].context.as_deref(),
+        Some("Invented note: patient is well.")
+    );
     assert_eq!(a.problems.len(), 1);
     let s = read(&source(Format::Sharegpt, "sharegpt.json"));
     assert_eq!(s.records.len(), 2);
@@ -125,6 +177,8 @@ fn qpain_alpaca_sharegpt() {
 
 #[test]
 fn missing_input_is_an_error_naming_the_path() {
-    let err = read_source(&source(Format::Csv, "nope.csv"), &fixtures(), false).unwrap_err().to_string();
+    let err = read_source(&source(Format::Csv, "nope.csv"), &fixtures(), false)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("nope.csv"), "{err}");
 }

@@ -56,11 +56,24 @@ fn check(label: &str, got: &BleuScore, want: &Value) -> f64 {
     };
     cmp("score", got.score, want["score"].as_f64().expect("score"));
     cmp("bp", got.bp, want["bp"].as_f64().expect("bp"));
-    for (n, p) in want["precisions"].as_array().expect("precisions").iter().enumerate() {
+    for (n, p) in want["precisions"]
+        .as_array()
+        .expect("precisions")
+        .iter()
+        .enumerate()
+    {
         cmp("precision", got.precisions[n], p.as_f64().expect("f64"));
     }
-    assert_eq!(got.stats.sys_len as u64, want["sys_len"].as_u64().expect("sys_len"), "{label}");
-    assert_eq!(got.stats.ref_len as u64, want["ref_len"].as_u64().expect("ref_len"), "{label}");
+    assert_eq!(
+        got.stats.sys_len as u64,
+        want["sys_len"].as_u64().expect("sys_len"),
+        "{label}"
+    );
+    assert_eq!(
+        got.stats.ref_len as u64,
+        want["ref_len"].as_u64().expect("ref_len"),
+        "{label}"
+    );
     max_diff
 }
 
@@ -70,7 +83,11 @@ fn tokenizer_13a_matches_sacrebleu() {
     for case in f["tokenized"].as_array().expect("tokenized") {
         let text = case["text"].as_str().expect("text");
         let got = tokenize_13a(text.trim_end());
-        assert_eq!(got, case["tokens"].as_str().expect("tokens"), "text {text:?}");
+        assert_eq!(
+            got,
+            case["tokens"].as_str().expect("tokens"),
+            "text {text:?}"
+        );
     }
 }
 

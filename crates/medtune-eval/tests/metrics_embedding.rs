@@ -13,11 +13,16 @@ use std::path::PathBuf;
 fn model_dir() -> Option<PathBuf> {
     let dir = std::env::var_os("MEDTUNE_MINILM_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/all-minilm-l6-v2"));
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/all-minilm-l6-v2")
+        });
     if dir.join("model.safetensors").is_file() {
         Some(dir)
     } else {
-        println!("SKIP: no all-MiniLM-L6-v2 weights in {} (set MEDTUNE_MINILM_DIR)", dir.display());
+        println!(
+            "SKIP: no all-MiniLM-L6-v2 weights in {} (set MEDTUNE_MINILM_DIR)",
+            dir.display()
+        );
         None
     }
 }
@@ -28,7 +33,11 @@ fn fixture() -> Value {
 }
 
 fn floats(v: &Value) -> Vec<f64> {
-    v.as_array().expect("array").iter().map(|x| x.as_f64().expect("f64")).collect()
+    v.as_array()
+        .expect("array")
+        .iter()
+        .map(|x| x.as_f64().expect("f64"))
+        .collect()
 }
 
 fn check(dtype: DType, tol: f64) {
@@ -39,7 +48,11 @@ fn check(dtype: DType, tol: f64) {
     for t in f["texts"].as_array().expect("texts") {
         let text = t["text"].as_str().expect("text");
         let ids: Vec<u32> = serde_json::from_value(t["ids"].clone()).expect("ids");
-        assert_eq!(enc.token_ids(text).expect("ids"), ids, "token ids of {text:?}");
+        assert_eq!(
+            enc.token_ids(text).expect("ids"),
+            ids,
+            "token ids of {text:?}"
+        );
         let got = enc.sentence_embedding(text).expect("embed");
         for (g, w) in got.iter().zip(floats(&t["mean_pooled"])) {
             max_diff = max_diff.max((g - w).abs());
@@ -49,7 +62,10 @@ fn check(dtype: DType, tol: f64) {
     assert!(max_diff <= tol, "embedding diff {max_diff} > {tol}");
     let mut max_diff: f64 = 0.0;
     for p in f["pairs"].as_array().expect("pairs") {
-        let (h, r) = (p["hypothesis"].as_str().expect("h"), p["reference"].as_str().expect("r"));
+        let (h, r) = (
+            p["hypothesis"].as_str().expect("h"),
+            p["reference"].as_str().expect("r"),
+        );
         let bs = enc.bert_score(h, r).expect("bertscore");
         let want = floats(&p["bertscore"]);
         for (g, w) in [bs.precision, bs.recall, bs.f1].into_iter().zip(want) {
@@ -76,8 +92,14 @@ fn f32_encoder_matches_numpy_reference_to_1e4() {
 fn similar_sentences_score_higher_than_unrelated() {
     let Some(dir) = model_dir() else { return };
     let enc = Encoder::load(&dir, DType::F32, &Device::Cpu).expect("load encoder");
-    let a = enc.sentence_embedding("The patient has a high fever.").expect("a");
-    let b = enc.sentence_embedding("The patient is running a temperature.").expect("b");
-    let c = enc.sentence_embedding("Quarterly revenue grew sharply.").expect("c");
+    let a = enc
+        .sentence_embedding("The patient has a high fever.")
+        .expect("a");
+    let b = enc
+        .sentence_embedding("The patient is running a temperature.")
+        .expect("b");
+    let c = enc
+        .sentence_embedding("Quarterly revenue grew sharply.")
+        .expect("c");
     assert!(cosine(&a, &b) > cosine(&a, &c) + 0.2);
 }

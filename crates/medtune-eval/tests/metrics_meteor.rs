@@ -60,12 +60,20 @@ fn meteor_matches_nltk() {
         for (r, want) in refs.iter().zip(c["single"].as_array().expect("single")) {
             let got = meteor.score(&[r], hyp, &wn).expect("meteor");
             let want = want.as_f64().expect("f64");
-            assert!((got - want).abs() <= TOL, "{} single: got {got}, want {want}", c["id"]);
+            assert!(
+                (got - want).abs() <= TOL,
+                "{} single: got {got}, want {want}",
+                c["id"]
+            );
             max_diff = max_diff.max((got - want).abs());
         }
         let got = meteor.score(&refs, hyp, &wn).expect("meteor");
         let want = c["meteor"].as_f64().expect("f64");
-        assert!((got - want).abs() <= TOL, "{}: got {got}, want {want}", c["id"]);
+        assert!(
+            (got - want).abs() <= TOL,
+            "{}: got {got}, want {want}",
+            c["id"]
+        );
     }
     println!("METEOR: max abs diff {max_diff:e}");
 }

@@ -50,7 +50,11 @@ fn every_output_key_matches_the_references() {
         close(&format!("{id} bleu"), &j["bleu"], &b["score"]);
         close(&format!("{id} bleu_bp"), &j["bleu_bp"], &b["bp"]);
         for n in 0..4 {
-            close(&format!("{id} bleu_precisions"), &j["bleu_precisions"][n], &b["precisions"][n]);
+            close(
+                &format!("{id} bleu_precisions"),
+                &j["bleu_precisions"][n],
+                &b["precisions"][n],
+            );
         }
         for (key, suffix) in [("plain", ""), ("stem", "_stem")] {
             for (t, prf) in rouge[id][key].as_object().expect("rouge") {
@@ -61,7 +65,11 @@ fn every_output_key_matches_the_references() {
             }
         }
         close(&format!("{id} meteor"), &j["meteor"], &meteor[id]["meteor"]);
-        close(&format!("{id} exact_match"), &j["exact_match"], &squad[id]["exact_match"]);
+        close(
+            &format!("{id} exact_match"),
+            &j["exact_match"],
+            &squad[id]["exact_match"],
+        );
         close(&format!("{id} f1"), &j["f1"], &squad[id]["f1"]);
         assert!(j.get("bertscore_f1").is_none());
         scores.push(s);

@@ -33,8 +33,17 @@ fn compare(label: &str, got: &RougeScores, want: &Value) -> f64 {
     let mut max_diff: f64 = 0.0;
     for (t, prf) in want.as_object().expect("types") {
         let g = pick(got, t);
-        let w: Vec<f64> = prf.as_array().expect("prf").iter().map(|x| x.as_f64().expect("f64")).collect();
-        for (what, gv, wv) in [("P", g.precision, w[0]), ("R", g.recall, w[1]), ("F", g.fmeasure, w[2])] {
+        let w: Vec<f64> = prf
+            .as_array()
+            .expect("prf")
+            .iter()
+            .map(|x| x.as_f64().expect("f64"))
+            .collect();
+        for (what, gv, wv) in [
+            ("P", g.precision, w[0]),
+            ("R", g.recall, w[1]),
+            ("F", g.fmeasure, w[2]),
+        ] {
             let d = (gv - wv).abs();
             assert!(d <= TOL, "{label} {t} {what}: got {gv}, want {wv}");
             max_diff = max_diff.max(d);
@@ -53,7 +62,11 @@ fn rouge_matches_rouge_score() {
         for (key, stem) in [("plain", false), ("stem", true)] {
             let scorer = RougeScorer::new(stem);
             let label = format!("{} {key}", c["id"]);
-            assert_eq!(scorer.tokenize(hyp), strings(&c[format!("{key}_tokens")]), "{label}");
+            assert_eq!(
+                scorer.tokenize(hyp),
+                strings(&c[format!("{key}_tokens")]),
+                "{label}"
+            );
             max_diff = max_diff.max(compare(&label, &scorer.score_multi(&refs, hyp), &c[key]));
             let first = scorer.score(&refs[0], hyp);
             max_diff = max_diff.max(compare(&label, &first, &c[format!("{key}_first_ref")]));
@@ -79,6 +92,11 @@ fn porter_matches_nltk_in_all_modes() {
                 wrong.push(format!("{w}: got {got}, want {want}"));
             }
         }
-        assert!(wrong.is_empty(), "{mode_name}: {} of {} wrong: {wrong:?}", wrong.len(), words.len());
+        assert!(
+            wrong.is_empty(),
+            "{mode_name}: {} of {} wrong: {wrong:?}",
+            wrong.len(),
+            words.len()
+        );
     }
 }

@@ -64,7 +64,13 @@ pub struct Attention {
 
 impl Attention {
     /// Builds the layer; the projections must match the head counts.
-    pub fn new(qkv: QkvProj, o: Linear, num_heads: usize, num_kv_heads: usize, head_dim: usize) -> Self {
+    pub fn new(
+        qkv: QkvProj,
+        o: Linear,
+        num_heads: usize,
+        num_kv_heads: usize,
+        head_dim: usize,
+    ) -> Self {
         Self {
             qkv,
             o,
@@ -151,9 +157,10 @@ impl Attention {
             .to_dtype(DType::F32)?
             .reshape((b, h, t, s))?
             .broadcast_add(bias)?;
-        let probs = softmax_last_dim(&scores)?
-            .to_dtype(v.dtype())?
-            .reshape((b, hkv, rep * t, s))?;
+        let probs =
+            softmax_last_dim(&scores)?
+                .to_dtype(v.dtype())?
+                .reshape((b, hkv, rep * t, s))?;
         // [B, H_kv, rep·T, D] → [B, H, T, D] → [B, T, H·D]
         let y = probs
             .matmul(&v)?

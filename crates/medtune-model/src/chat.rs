@@ -48,7 +48,11 @@ pub struct ChatTemplate {
 impl ChatTemplate {
     /// Wraps template source; `bos_token`/`eos_token` are exposed to the template as variables.
     /// The source is parsed once here so that syntax errors surface at load time.
-    pub fn new(source: impl Into<String>, bos_token: impl Into<String>, eos_token: impl Into<String>) -> Result<Self> {
+    pub fn new(
+        source: impl Into<String>,
+        bos_token: impl Into<String>,
+        eos_token: impl Into<String>,
+    ) -> Result<Self> {
         let t = Self {
             source: source.into(),
             bos_token: bos_token.into(),
@@ -72,9 +76,15 @@ impl ChatTemplate {
             .map_err(|e| Error::Template(e.to_string()))?;
         env.set_syntax(syntax);
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
-        env.add_function("raise_exception", |msg: String| -> std::result::Result<String, minijinja::Error> {
-            Err(minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, msg))
-        });
+        env.add_function(
+            "raise_exception",
+            |msg: String| -> std::result::Result<String, minijinja::Error> {
+                Err(minijinja::Error::new(
+                    minijinja::ErrorKind::InvalidOperation,
+                    msg,
+                ))
+            },
+        );
         env.add_template_owned("chat", self.source.clone())
             .map_err(|e| Error::Template(format!("cannot parse: {e}")))?;
         Ok(env)
@@ -106,7 +116,10 @@ mod tests {
                    {% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}";
         let t = ChatTemplate::new(src, "", "<|im_end|>")?;
         let out = t.render(&[Message::new("user", " Hi ")], true)?;
-        assert_eq!(out, "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
+        assert_eq!(
+            out,
+            "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
+        );
         Ok(())
     }
 

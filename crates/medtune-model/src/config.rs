@@ -216,10 +216,9 @@ impl Fields<'_> {
             match self.obj.get(*name) {
                 None | Some(Value::Null) => continue,
                 Some(v) => {
-                    return v
-                        .as_u64()
-                        .map(|x| Some(x as usize))
-                        .ok_or_else(|| self.err(name, format!("expected a non-negative integer, got {v}")))
+                    return v.as_u64().map(|x| Some(x as usize)).ok_or_else(|| {
+                        self.err(name, format!("expected a non-negative integer, got {v}"))
+                    })
                 }
             }
         }
@@ -269,7 +268,9 @@ impl Fields<'_> {
             Arch::Gpt2 => self.usize_any(&["n_inner"])?.unwrap_or(4 * hidden_size),
             _ => self.usize_req(&["intermediate_size"])?,
         };
-        let num_kv_heads = self.usize_any(&["num_key_value_heads"])?.unwrap_or(num_heads);
+        let num_kv_heads = self
+            .usize_any(&["num_key_value_heads"])?
+            .unwrap_or(num_heads);
         if num_heads == 0 || num_kv_heads == 0 || num_heads % num_kv_heads != 0 {
             return Err(self.err(
                 "num_key_value_heads",
@@ -292,14 +293,24 @@ impl Fields<'_> {
             .usize_any(&["max_position_embeddings", "n_positions"])?
             .unwrap_or(4096);
         let (norm, norm_eps) = match arch {
-            Arch::Phi => (NormKind::LayerNorm, self.f64_opt("layer_norm_eps")?.unwrap_or(1e-5)),
+            Arch::Phi => (
+                NormKind::LayerNorm,
+                self.f64_opt("layer_norm_eps")?.unwrap_or(1e-5),
+            ),
             Arch::Gpt2 => (
                 NormKind::LayerNorm,
                 self.f64_opt("layer_norm_epsilon")?.unwrap_or(1e-5),
             ),
-            _ => (NormKind::RmsNorm, self.f64_opt("rms_norm_eps")?.unwrap_or(1e-6)),
+            _ => (
+                NormKind::RmsNorm,
+                self.f64_opt("rms_norm_eps")?.unwrap_or(1e-6),
+            ),
         };
-        let act_field = if arch == Arch::Gpt2 { "activation_function" } else { "hidden_act" };
+        let act_field = if arch == Arch::Gpt2 {
+            "activation_function"
+        } else {
+            "hidden_act"
+        };
         let activation = match self.obj.get(act_field) {
             None | Some(Value::Null) => {
                 if matches!(arch, Arch::Gpt2 | Arch::Phi) {

@@ -168,7 +168,11 @@ impl DecoderLm {
             } else {
                 None
             };
-            Linear::new(head_name, weights.linear(&head_weight, v, hid, false)?, bias)
+            Linear::new(
+                head_name,
+                weights.linear(&head_weight, v, hid, false)?,
+                bias,
+            )
         } else {
             // Tied head: reuse the embedding, quantized when the source keeps it quantized.
             let base = match weights.quantized(n.embed()) {
@@ -178,7 +182,12 @@ impl DecoderLm {
             Linear::new(head_name, base, None)
         };
         let rope = match &c.rope {
-            Some(r) => Some(Rope::new(r, c.max_position_embeddings, weights.dtype(), weights.device())?),
+            Some(r) => Some(Rope::new(
+                r,
+                c.max_position_embeddings,
+                weights.dtype(),
+                weights.device(),
+            )?),
             None => None,
         };
         Ok(Self {
@@ -240,6 +249,8 @@ impl DecoderLm {
     /// Replaces every dense linear weight except the LM head by its NF4 quantization (QLoRA's
     /// frozen base; bitsandbytes leaves the output head unquantized too) and returns how many
     /// were replaced. A GGUF base keeps its own quantization: its GGML weights are an error.
+    /// bitsandbytes quantizes each weight in the dtype the model was loaded in; to match it, pass
+    /// `round_to_bf16: false` (a bf16 model's weights are already bf16).
     pub fn quantize_nf4(&mut self, options: Nf4Options) -> Result<usize> {
         let mut n = 0;
         for l in self.linears_mut() {
@@ -281,7 +292,11 @@ impl DecoderLm {
             .filter(|l| !(tied && l.name() == "lm_head"))
             .map(|l| l.num_params())
             .sum();
-        let head_bias = if tied { self.lm_head.bias().map_or(0, |b| b.elem_count()) } else { 0 };
+        let head_bias = if tied {
+            self.lm_head.bias().map_or(0, |b| b.elem_count())
+        } else {
+            0
+        };
         self.embed.elem_count()
             + self.positions.as_ref().map_or(0, |p| p.elem_count())
             + norms
@@ -294,7 +309,10 @@ impl DecoderLm {
     pub fn embed(&self, ids: &Tensor, pos: &Tensor) -> Result<Tensor> {
         let (b, t) = ids.dims2()?;
         let c = self.config.hidden_size;
-        let mut x = self.embed.index_select(&ids.flatten_all()?, 0)?.reshape((b, t, c))?;
+        let mut x = self
+            .embed
+            .index_select(&ids.flatten_all()?, 0)?
+            .reshape((b, t, c))?;
         if let Some(p) = &self.positions {
             x = (x + p.index_select(&pos.flatten_all()?, 0)?.reshape((b, t, c))?)?;
         }
@@ -350,11 +368,21 @@ impl DecoderLm {
         let bias = match input.mask {
             Some(m) => {
                 if m.dims() != [b, t, t] {
-                    return Err(Error::input("mask", format!("shape {:?}, expected [{b}, {t}, {t}]", m.dims())));
+                    return Err(Error::input(
+                        "mask",
+                        format!("shape {:?}, expected [{b}, {t}, {t}]", m.dims()),
+                    ));
                 }
                 explicit_bias(m, &self.device)?
             }
-            None => causal_bias(b, t, 0, input.attention_mask, self.config.sliding_window, &self.device)?,
+            None => causal_bias(
+                b,
+                t,
+                0,
+                input.attention_mask,
+                self.config.sliding_window,
+                &self.device,
+            )?,
         };
         let ctx = self.layer_context(&pos, bias)?;
         Ok((self.embed(&ids, &pos)?, ctx))
@@ -401,7 +429,14 @@ impl DecoderLm {
         }
         let offset = cache.len();
         let pos = self.check_positions(position_ids, b, t)?;
-        let bias = causal_bias(b, t, offset, attention_mask, self.config.sliding_window, &self.device)?;
+        let bias = causal_bias(
+            b,
+            t,
+            offset,
+            attention_mask,
+            self.config.sliding_window,
+            &self.device,
+        )?;
         let ctx = self.layer_context(&pos, bias)?;
         let mut x = self.embed(&ids, &pos)?;
         for (layer, c) in self.layers.iter().zip(cache.layers.iter_mut()) {
@@ -413,7 +448,10 @@ impl DecoderLm {
     /// Converts ids to u32 on the model device and checks they are in 0..V.
     fn check_ids(&self, ids: &Tensor) -> Result<Tensor> {
         if ids.rank() != 2 {
-            return Err(Error::input("input_ids", format!("shape {:?}, expected [B, T]", ids.dims())));
+            return Err(Error::input(
+                "input_ids",
+                format!("shape {:?}, expected [B, T]", ids.dims()),
+            ));
         }
         let vals = ids
             .to_dtype(DType::F64)
@@ -448,7 +486,10 @@ impl DecoderLm {
 
     fn check_positions(&self, p: &Tensor, b: usize, t: usize) -> Result<Tensor> {
         if p.dims() != [b, t] {
-            return Err(Error::input("position_ids", format!("shape {:?}, expected [{b}, {t}]", p.dims())));
+            return Err(Error::input(
+                "position_ids",
+                format!("shape {:?}, expected [{b}, {t}]", p.dims()),
+            ));
         }
         let vals = p
             .to_dtype(DType::F64)

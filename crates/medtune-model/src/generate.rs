@@ -81,7 +81,10 @@ pub fn generate(
         return Err(Error::input("prompt", "a prompt has no tokens"));
     }
     if !opts.stop_strings.is_empty() && detok.is_none() {
-        return Err(Error::input("stop_strings", "stop strings need a tokenizer to decode"));
+        return Err(Error::input(
+            "stop_strings",
+            "stop strings need a tokenizer to decode",
+        ));
     }
     let dev = model.device().clone();
     let max_len = prompts.iter().map(Vec::len).max().unwrap_or(0);
@@ -89,7 +92,10 @@ pub fn generate(
     if max_len + opts.max_new_tokens > limit {
         return Err(Error::input(
             "max_new_tokens",
-            format!("prompt ({max_len}) + new tokens ({}) exceed max_position_embeddings {limit}", opts.max_new_tokens),
+            format!(
+                "prompt ({max_len}) + new tokens ({}) exceed max_position_embeddings {limit}",
+                opts.max_new_tokens
+            ),
         ));
     }
     // Left padding: row r = [0; max_len - len] ++ prompt; pad id 0 is never attended to.
@@ -131,7 +137,12 @@ pub fn generate(
             on_token(r, tok);
             if let Some(d) = detok.filter(|_| !opts.stop_strings.is_empty()) {
                 let text = d.detokenize(&out[r])?;
-                if let Some(cut) = opts.stop_strings.iter().filter_map(|s| text.find(s.as_str())).min() {
+                if let Some(cut) = opts
+                    .stop_strings
+                    .iter()
+                    .filter_map(|s| text.find(s.as_str()))
+                    .min()
+                {
                     texts[r] = Some(text[..cut].to_string());
                     finish[r] = Some(FinishReason::StopString);
                 }
@@ -146,7 +157,8 @@ pub fn generate(
         mask = Tensor::cat(&[&mask, &Tensor::from_vec(live, (b, 1), &dev)?], 1)?;
         let pos = Tensor::from_vec(next_pos.clone(), (b, 1), &dev)?;
         next_pos.iter_mut().for_each(|p| *p += 1);
-        logits = last_logits(&model.forward_step_last(&step_ids, &pos, Some(&mask), &mut cache)?)?;
+        logits =
+            last_logits(&model.forward_step_last(&step_ids, &pos, Some(&mask), &mut cache)?)?;
     }
     let mut results = Vec::with_capacity(b);
     for r in 0..b {
@@ -167,5 +179,9 @@ pub fn generate(
 /// logits [B, T, V] → the last position of each row as B vectors of V.
 fn last_logits(logits: &Tensor) -> Result<Vec<Vec<f32>>> {
     let t = logits.dim(1)?;
-    Ok(logits.narrow(1, t - 1, 1)?.squeeze(1)?.to_dtype(DType::F32)?.to_vec2::<f32>()?)
+    Ok(logits
+        .narrow(1, t - 1, 1)?
+        .squeeze(1)?
+        .to_dtype(DType::F32)?
+        .to_vec2::<f32>()?)
 }

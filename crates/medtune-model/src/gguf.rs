@@ -58,7 +58,13 @@ impl GgufWeights {
         Ok(q)
     }
 
-    pub(crate) fn dense(&self, name: &str, shape: &[usize], dtype: DType, device: &Device) -> Result<Tensor> {
+    pub(crate) fn dense(
+        &self,
+        name: &str,
+        shape: &[usize],
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Tensor> {
         let q = self.get(name, shape)?;
         q.dequantize(device)
             .and_then(|t| t.to_dtype(dtype))
@@ -79,9 +85,9 @@ impl GgufWeights {
     ) -> Result<BaseWeight> {
         let q = self.get(name, &[out_dim, in_dim])?;
         match q.dtype() {
-            GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16 => {
-                Ok(BaseWeight::Dense(self.dense(name, &[out_dim, in_dim], dtype, device)?))
-            }
+            GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16 => Ok(BaseWeight::Dense(
+                self.dense(name, &[out_dim, in_dim], dtype, device)?,
+            )),
             _ => Ok(BaseWeight::Quantized(q.clone())),
         }
     }
@@ -101,8 +107,11 @@ pub fn open(path: &Path, device: &Device) -> Result<GgufModel> {
         message,
     };
     let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let content = Content::read(&mut file)
-        .map_err(|e| bad(format!("not a valid GGUF file (truncated or corrupt?): {e}")))?;
+    let content = Content::read(&mut file).map_err(|e| {
+        bad(format!(
+            "not a valid GGUF file (truncated or corrupt?): {e}"
+        ))
+    })?;
     let md = Meta {
         map: &content.metadata,
         path,
@@ -122,7 +131,11 @@ pub fn open(path: &Path, device: &Device) -> Result<GgufModel> {
     names.sort();
     for name in names {
         let info = &content.tensor_infos[name];
-        tensor_infos.push((name.clone(), format!("{:?}", info.ggml_dtype), info.shape.dims().to_vec()));
+        tensor_infos.push((
+            name.clone(),
+            format!("{:?}", info.ggml_dtype),
+            info.shape.dims().to_vec(),
+        ));
         let q = content
             .tensor(&mut file, name, device)
             .map_err(|e| bad(format!("tensor `{name}`: {e}")))?;
@@ -137,9 +150,11 @@ pub fn open(path: &Path, device: &Device) -> Result<GgufModel> {
             continue;
         };
         let q = if hf.ends_with("self_attn.q_proj.weight") {
-            unpermute_rows(&q, config.num_heads, device).map_err(|e| bad(format!("tensor `{name}`: {e}")))?
+            unpermute_rows(&q, config.num_heads, device)
+                .map_err(|e| bad(format!("tensor `{name}`: {e}")))?
         } else if hf.ends_with("self_attn.k_proj.weight") {
-            unpermute_rows(&q, config.num_kv_heads, device).map_err(|e| bad(format!("tensor `{name}`: {e}")))?
+            unpermute_rows(&q, config.num_kv_heads, device)
+                .map_err(|e| bad(format!("tensor `{name}`: {e}")))?
         } else {
             q
         };
@@ -205,7 +220,12 @@ pub fn unpermute_rows(q: &QTensor, heads: usize, device: &Device) -> candle_core
 }
 
 /// The inverse of [`unpermute_rows`]: HF layout → llama.cpp's (used to write test GGUFs).
-pub fn permute_rows(q: &QTensor, heads: usize, device: &Device, to_gguf: bool) -> candle_core::Result<QTensor> {
+pub fn permute_rows(
+    q: &QTensor,
+    heads: usize,
+    device: &Device,
+    to_gguf: bool,
+) -> candle_core::Result<QTensor> {
     let (rows, _) = q.shape().dims2()?;
     if heads == 0 || rows % heads != 0 || (rows / heads) % 2 != 0 {
         candle_core::bail!("{rows} rows cannot be split into {heads} heads of even size")
@@ -219,7 +239,11 @@ pub fn permute_rows(q: &QTensor, heads: usize, device: &Device, to_gguf: bool) -
             for i in 0..d / 2 {
                 let hf_row = h * d + j * (d / 2) + i;
                 let gguf_row = h * d + 2 * i + j;
-                let (dst, src) = if to_gguf { (gguf_row, hf_row) } else { (hf_row, gguf_row) };
+                let (dst, src) = if to_gguf {
+                    (gguf_row, hf_row)
+                } else {
+                    (hf_row, gguf_row)
+                };
                 out[dst * row_bytes..(dst + 1) * row_bytes]
                     .copy_from_slice(&data[src * row_bytes..(src + 1) * row_bytes]);
             }
@@ -287,7 +311,9 @@ impl Meta<'_> {
     fn llama_config(&self, content: &Content) -> Result<ModelConfig> {
         let hidden = self.usize("llama.embedding_length")?;
         let heads = self.usize("llama.attention.head_count")?;
-        let kv_heads = self.usize_opt("llama.attention.head_count_kv")?.unwrap_or(heads);
+        let kv_heads = self
+            .usize_opt("llama.attention.head_count_kv")?
+            .unwrap_or(heads);
         if heads == 0 || kv_heads == 0 || heads % kv_heads != 0 || hidden % heads != 0 {
             return Err(Error::config(
                 self.path,
@@ -310,7 +336,9 @@ impl Meta<'_> {
                 }
             },
         };
-        let rotary_dim = self.usize_opt("llama.rope.dimension_count")?.unwrap_or(head_dim);
+        let rotary_dim = self
+            .usize_opt("llama.rope.dimension_count")?
+            .unwrap_or(head_dim);
         let scaling = match self.map.get("llama.rope.scaling.type") {
             None => RopeScaling::None,
             Some(v) => match v.to_string().map(String::as_str) {
@@ -355,7 +383,10 @@ impl Meta<'_> {
             tie_word_embeddings: !has_output,
             sliding_window: None,
             bos_token_id: self.token_id("tokenizer.ggml.bos_token_id")?,
-            eos_token_ids: self.token_id("tokenizer.ggml.eos_token_id")?.into_iter().collect(),
+            eos_token_ids: self
+                .token_id("tokenizer.ggml.eos_token_id")?
+                .into_iter()
+                .collect(),
             pad_token_id: self.token_id("tokenizer.ggml.padding_token_id")?,
         })
     }

@@ -158,7 +158,11 @@ impl Linear {
         if base.dims() != self.base.dims() {
             return Err(crate::Error::input(
                 &self.name,
-                format!("new base weight {:?} != {:?}", base.dims(), self.base.dims()),
+                format!(
+                    "new base weight {:?} != {:?}",
+                    base.dims(),
+                    self.base.dims()
+                ),
             ));
         }
         self.base = base;

@@ -60,10 +60,13 @@ impl TextTokenizer {
 
     /// Text → ids; `add_special_tokens` adds BOS/EOS as the tokenizer's post-processor says.
     pub fn encode(&self, text: &str, add_special_tokens: bool) -> Result<Vec<u32>> {
-        let enc = self.inner.encode(text, add_special_tokens).map_err(|e| Error::Tokenizer {
-            path: self.path.clone(),
-            message: e.to_string(),
-        })?;
+        let enc = self
+            .inner
+            .encode(text, add_special_tokens)
+            .map_err(|e| Error::Tokenizer {
+                path: self.path.clone(),
+                message: e.to_string(),
+            })?;
         Ok(enc.get_ids().to_vec())
     }
 
@@ -134,10 +137,12 @@ impl LoadedModel {
     /// Renders `messages` with the model's chat template (opening the assistant turn) and
     /// tokenizes the result.
     pub fn chat_prompt(&self, messages: &[Message]) -> Result<Vec<u32>> {
-        let t = self
-            .chat_template
-            .as_ref()
-            .ok_or_else(|| Error::Template(format!("{}: model has no chat template", self.weights_path.display())))?;
+        let t = self.chat_template.as_ref().ok_or_else(|| {
+            Error::Template(format!(
+                "{}: model has no chat template",
+                self.weights_path.display()
+            ))
+        })?;
         self.encode(&t.render(messages, true)?)
     }
 }
@@ -161,17 +166,41 @@ pub fn load(path: &Path, opts: &LoadOptions) -> Result<LoadedModel> {
     let (model, config, format, weights_path, infos, gguf_template, gguf_tokens) = match gguf_file {
         Some(file) => {
             let g = gguf::open(&file, &opts.device)?;
-            let w = Weights::new(WeightSource::Gguf(g.weights), opts.dtype, opts.device.clone());
+            let w = Weights::new(
+                WeightSource::Gguf(g.weights),
+                opts.dtype,
+                opts.device.clone(),
+            );
             let model = DecoderLm::load(&g.config, &w)?;
-            (model, g.config, SourceFormat::Gguf, file, g.tensor_infos, g.chat_template, g.tokens)
+            (
+                model,
+                g.config,
+                SourceFormat::Gguf,
+                file,
+                g.tensor_infos,
+                g.chat_template,
+                g.tokens,
+            )
         }
         None => {
             let config = ModelConfig::from_file(&dir.join("config.json"))?;
             let st = SafetensorsWeights::open_dir(&dir)?;
             let infos = st.tensor_infos();
-            let w = Weights::new(WeightSource::Safetensors(st), opts.dtype, opts.device.clone());
+            let w = Weights::new(
+                WeightSource::Safetensors(st),
+                opts.dtype,
+                opts.device.clone(),
+            );
             let model = DecoderLm::load(&config, &w)?;
-            (model, config, SourceFormat::Safetensors, dir.clone(), infos, None, Vec::new())
+            (
+                model,
+                config,
+                SourceFormat::Safetensors,
+                dir.clone(),
+                infos,
+                None,
+                Vec::new(),
+            )
         }
     };
     // Special-token strings: tokenizer_config first, else the vocabulary.
@@ -187,7 +216,11 @@ pub fn load(path: &Path, opts: &LoadOptions) -> Result<LoadedModel> {
     let mut eos_ids = config.eos_token_ids.clone();
     let gen_cfg_path = dir.join("generation_config.json");
     if let Some(g) = read_json_opt(&gen_cfg_path)? {
-        eos_ids.extend(token_ids(g.get("eos_token_id"), &gen_cfg_path, "eos_token_id")?);
+        eos_ids.extend(token_ids(
+            g.get("eos_token_id"),
+            &gen_cfg_path,
+            "eos_token_id",
+        )?);
     }
     if let Some(id) = tokenizer.as_ref().and_then(|t| t.token_to_id(&eos)) {
         eos_ids.push(id);
@@ -220,8 +253,13 @@ pub fn load(path: &Path, opts: &LoadOptions) -> Result<LoadedModel> {
 /// (folder, GGUF file if the model is GGUF).
 fn resolve(path: &Path) -> Result<(PathBuf, Option<PathBuf>)> {
     if path.is_file() {
-        let dir = path.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
-        let is_gguf = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("gguf"));
+        let dir = path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        let is_gguf = path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("gguf"));
         return if is_gguf {
             Ok((dir, Some(path.to_path_buf())))
         } else {
@@ -231,14 +269,18 @@ fn resolve(path: &Path) -> Result<(PathBuf, Option<PathBuf>)> {
             })
         };
     }
-    let has_st = path.join("model.safetensors").is_file() || path.join("model.safetensors.index.json").is_file();
+    let has_st = path.join("model.safetensors").is_file()
+        || path.join("model.safetensors.index.json").is_file();
     if has_st {
         return Ok((path.to_path_buf(), None));
     }
     let entries = std::fs::read_dir(path).map_err(|e| Error::io(path, e))?;
     let mut ggufs: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("gguf")))
+        .filter(|p| {
+            p.extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("gguf"))
+        })
         .collect();
     ggufs.sort();
     match ggufs.len() {
@@ -254,10 +296,12 @@ fn resolve(path: &Path) -> Result<(PathBuf, Option<PathBuf>)> {
 
 fn read_json_opt(path: &Path) -> Result<Option<Value>> {
     match std::fs::read_to_string(path) {
-        Ok(text) => serde_json::from_str(&text).map(Some).map_err(|source| Error::Json {
-            path: path.to_path_buf(),
-            source,
-        }),
+        Ok(text) => serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|source| Error::Json {
+                path: path.to_path_buf(),
+                source,
+            }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(Error::io(path, e)),
     }

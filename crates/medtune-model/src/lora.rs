@@ -151,20 +151,34 @@ impl LoraConfig {
             return bad("r", "must be at least 1".into());
         }
         if !(self.lora_alpha.is_finite() && self.lora_alpha > 0.0) {
-            return bad("lora_alpha", format!("must be a positive number, got {}", self.lora_alpha));
+            return bad(
+                "lora_alpha",
+                format!("must be a positive number, got {}", self.lora_alpha),
+            );
         }
         if !(0.0..1.0).contains(&self.lora_dropout) {
-            return bad("lora_dropout", format!("must be in [0, 1), got {}", self.lora_dropout));
+            return bad(
+                "lora_dropout",
+                format!("must be in [0, 1), got {}", self.lora_dropout),
+            );
         }
         if self.bias != "none" {
-            return bad("bias", format!("only \"none\" is supported, got {:?}", self.bias));
+            return bad(
+                "bias",
+                format!("only \"none\" is supported, got {:?}", self.bias),
+            );
         }
         match &self.target_modules {
             TargetModules::Names(n) if n.is_empty() => bad("target_modules", "empty list".into()),
-            TargetModules::Pattern(p) if p != ALL_LINEAR => match regex::Regex::new(&format!("^(?:{p})$")) {
-                Ok(_) => Ok(()),
-                Err(e) => bad("target_modules", format!("not a valid regular expression: {e}")),
-            },
+            TargetModules::Pattern(p) if p != ALL_LINEAR => {
+                match regex::Regex::new(&format!("^(?:{p})$")) {
+                    Ok(_) => Ok(()),
+                    Err(e) => bad(
+                        "target_modules",
+                        format!("not a valid regular expression: {e}"),
+                    ),
+                }
+            }
             _ => Ok(()),
         }
     }
@@ -358,7 +372,11 @@ impl LoraSet {
 
     /// Overwrites the weights from tensors keyed by PEFT key (f32 or any float dtype). Every
     /// adapter tensor must be present with its exact shape; `origin` names the source in errors.
-    pub fn set_weights(&self, tensors: &std::collections::HashMap<String, Tensor>, origin: &std::path::Path) -> Result<()> {
+    pub fn set_weights(
+        &self,
+        tensors: &std::collections::HashMap<String, Tensor>,
+        origin: &std::path::Path,
+    ) -> Result<()> {
         for (key, var) in self.vars() {
             let t = tensors.get(&key).ok_or_else(|| Error::MissingTensor {
                 path: origin.to_path_buf(),
@@ -392,7 +410,12 @@ impl LoraSet {
 }
 
 /// Kaiming-uniform with `a = √5` as torch's `nn.Linear` and PEFT use it: U(±1/√fan_in), f32.
-fn kaiming_uniform(rng: &mut ChaCha8Rng, rows: usize, fan_in: usize, device: &Device) -> Result<Tensor> {
+fn kaiming_uniform(
+    rng: &mut ChaCha8Rng,
+    rows: usize,
+    fan_in: usize,
+    device: &Device,
+) -> Result<Tensor> {
     let bound = 1.0 / (fan_in as f64).sqrt();
     let v: Vec<f32> = (0..rows * fan_in)
         .map(|_| rng.random_range(-bound..bound) as f32)
@@ -484,7 +507,10 @@ mod tests {
 
     #[test]
     fn target_matching_follows_peft_suffix_rule() -> Result<()> {
-        let c = cfg(TargetModules::Names(vec!["q_proj".into(), "attn.c_proj".into()]));
+        let c = cfg(TargetModules::Names(vec![
+            "q_proj".into(),
+            "attn.c_proj".into(),
+        ]));
         assert!(c.targets("model.layers.0.self_attn.q_proj")?);
         assert!(!c.targets("model.layers.0.self_attn.qq_proj")?);
         assert!(c.targets("transformer.h.1.attn.c_proj")?);
@@ -539,7 +565,10 @@ mod tests {
             r#"{"r": 4, "lora_alpha": 8, "target_modules": ["q_proj"], "layers_to_transform": 0}"#,
         )
         .unwrap();
-        assert_eq!(c.target_modules, TargetModules::Names(vec!["q_proj".into()]));
+        assert_eq!(
+            c.target_modules,
+            TargetModules::Names(vec!["q_proj".into()])
+        );
         assert_eq!(c.layers_to_transform, Some(LayerSelection::One(0)));
         assert!(serde_json::from_str::<LoraConfig>(r#"{"rank": 4}"#).is_err());
     }

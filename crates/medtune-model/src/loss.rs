@@ -22,7 +22,10 @@ pub fn causal_lm_loss_sum(logits: &Tensor, labels: &Tensor) -> Result<LossSum> {
     if labels.dims() != [b, t] {
         return Err(Error::input(
             "labels",
-            format!("shape {:?}, expected [{b}, {t}] like the logits", labels.dims()),
+            format!(
+                "shape {:?}, expected [{b}, {t}] like the logits",
+                labels.dims()
+            ),
         ));
     }
     let dev = logits.device();
@@ -58,9 +61,17 @@ pub fn causal_lm_loss_sum(logits: &Tensor, labels: &Tensor) -> Result<LossSum> {
     let count = weights.iter().filter(|&&w| w > 0.0).count();
     let n = b * (t - 1);
     // [B, T-1, V] → [N, V]
-    let x = logits.narrow(1, 0, t - 1)?.to_dtype(DType::F32)?.reshape((n, v))?;
+    let x = logits
+        .narrow(1, 0, t - 1)?
+        .to_dtype(DType::F32)?
+        .reshape((n, v))?;
     let max = x.max_keepdim(D::Minus1)?.detach();
-    let lse = (x.broadcast_sub(&max)?.exp()?.sum_keepdim(D::Minus1)?.log()? + &max)?; // [N, 1]
+    let lse = (x
+        .broadcast_sub(&max)?
+        .exp()?
+        .sum_keepdim(D::Minus1)?
+        .log()?
+        + &max)?; // [N, 1]
     let targets = Tensor::from_vec(targets, (n, 1), dev)?;
     let picked = x.gather(&targets, 1)?; // [N, 1]
     let weights = Tensor::from_vec(weights, (n, 1), dev)?;

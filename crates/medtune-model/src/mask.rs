@@ -80,9 +80,12 @@ pub fn causal_bias(
 /// Additive bias [B, 1, T, T] from an explicit 0/1 visibility mask [B, T, T] (e.g. block-diagonal
 /// causal masks of packed sequences): 1 = query may see key.
 pub fn explicit_bias(mask: &Tensor, device: &Device) -> Result<Tensor> {
-    let (b, t, s) = mask
-        .dims3()
-        .map_err(|_| Error::input("mask", format!("shape {:?}, expected [B, T, T]", mask.dims())))?;
+    let (b, t, s) = mask.dims3().map_err(|_| {
+        Error::input(
+            "mask",
+            format!("shape {:?}, expected [B, T, T]", mask.dims()),
+        )
+    })?;
     let rows = to_bool_rows(mask, "mask")?;
     let bias: Vec<f32> = rows.iter().map(|&v| if v { 0.0 } else { MASKED }).collect();
     Ok(Tensor::from_vec(bias, (b, 1, t, s), device)?)

@@ -84,7 +84,10 @@ pub fn merge_adapter(model_dir: &Path, adapter_dir: &Path, out_dir: &Path) -> Re
 }
 
 /// Groups adapter tensors by module: module → (A [R, in], B [out, R]).
-fn adapter_modules(tensors: &HashMap<String, Tensor>, path: &Path) -> Result<BTreeMap<String, (Tensor, Tensor)>> {
+fn adapter_modules(
+    tensors: &HashMap<String, Tensor>,
+    path: &Path,
+) -> Result<BTreeMap<String, (Tensor, Tensor)>> {
     let mut a_of: BTreeMap<String, Tensor> = BTreeMap::new();
     let mut b_of: BTreeMap<String, Tensor> = BTreeMap::new();
     for (key, t) in tensors {
@@ -137,7 +140,10 @@ fn read_base(dir: &Path) -> Result<(BTreeMap<String, Tensor>, Vec<String>)> {
             .get("weight_map")
             .and_then(|m| m.as_object())
             .ok_or_else(|| Error::config(&index, "weight_map", "missing or not an object"))?;
-        let mut shards: Vec<String> = map.values().filter_map(|f| f.as_str().map(str::to_string)).collect();
+        let mut shards: Vec<String> = map
+            .values()
+            .filter_map(|f| f.as_str().map(str::to_string))
+            .collect();
         shards.sort();
         shards.dedup();
         shards.push("model.safetensors.index.json".into());

@@ -44,7 +44,12 @@ pub fn read_config(path: &Path) -> Result<LoraConfig> {
     let bad = |k: &str, m: String| Error::config(path, k, m);
     match field("peft_type").and_then(Value::as_str) {
         Some("LORA") => {}
-        other => return Err(bad("peft_type", format!("expected \"LORA\", found {other:?}"))),
+        other => {
+            return Err(bad(
+                "peft_type",
+                format!("expected \"LORA\", found {other:?}"),
+            ))
+        }
     }
     for flag in ["use_dora", "lora_bias", "use_qalora"] {
         if field(flag).and_then(Value::as_bool) == Some(true) {
@@ -52,12 +57,24 @@ pub fn read_config(path: &Path) -> Result<LoraConfig> {
         }
     }
     for pattern in ["rank_pattern", "alpha_pattern"] {
-        if field(pattern).and_then(Value::as_object).is_some_and(|o| !o.is_empty()) {
-            return Err(bad(pattern, "per-module ranks/alphas are not supported".into()));
+        if field(pattern)
+            .and_then(Value::as_object)
+            .is_some_and(|o| !o.is_empty())
+        {
+            return Err(bad(
+                pattern,
+                "per-module ranks/alphas are not supported".into(),
+            ));
         }
     }
-    if field("modules_to_save").and_then(Value::as_array).is_some_and(|a| !a.is_empty()) {
-        return Err(bad("modules_to_save", "fully trained extra modules are not supported".into()));
+    if field("modules_to_save")
+        .and_then(Value::as_array)
+        .is_some_and(|a| !a.is_empty())
+    {
+        return Err(bad(
+            "modules_to_save",
+            "fully trained extra modules are not supported".into(),
+        ));
     }
     let num = |k: &str| -> Result<Option<f64>> {
         match field(k) {
@@ -71,7 +88,9 @@ pub fn read_config(path: &Path) -> Result<LoraConfig> {
     let flag = |k: &str| -> Result<bool> {
         match field(k) {
             None => Ok(false),
-            Some(x) => x.as_bool().ok_or_else(|| bad(k, format!("expected true/false, found {x}"))),
+            Some(x) => x
+                .as_bool()
+                .ok_or_else(|| bad(k, format!("expected true/false, found {x}"))),
         }
     };
     let r = num("r")?.ok_or_else(|| bad("r", "missing".into()))?;
@@ -79,15 +98,21 @@ pub fn read_config(path: &Path) -> Result<LoraConfig> {
         return Err(bad("r", format!("expected a positive integer, found {r}")));
     }
     let target_modules: TargetModules = match field("target_modules") {
-        Some(t) => serde_json::from_value(t.clone())
-            .map_err(|e| bad("target_modules", format!("expected a list of names or a string: {e}")))?,
+        Some(t) => serde_json::from_value(t.clone()).map_err(|e| {
+            bad(
+                "target_modules",
+                format!("expected a list of names or a string: {e}"),
+            )
+        })?,
         None => return Err(bad("target_modules", "missing".into())),
     };
     let layers_to_transform: Option<LayerSelection> = match field("layers_to_transform") {
-        Some(t) => Some(
-            serde_json::from_value(t.clone())
-                .map_err(|e| bad("layers_to_transform", format!("expected an index or a list: {e}")))?,
-        ),
+        Some(t) => Some(serde_json::from_value(t.clone()).map_err(|e| {
+            bad(
+                "layers_to_transform",
+                format!("expected an index or a list: {e}"),
+            )
+        })?),
         None => None,
     };
     let config = LoraConfig {
@@ -98,7 +123,10 @@ pub fn read_config(path: &Path) -> Result<LoraConfig> {
         layers_to_transform,
         use_rslora: flag("use_rslora")?,
         fan_in_fan_out: flag("fan_in_fan_out")?,
-        bias: field("bias").and_then(Value::as_str).unwrap_or("none").to_string(),
+        bias: field("bias")
+            .and_then(Value::as_str)
+            .unwrap_or("none")
+            .to_string(),
         init_lora_weights: true,
     };
     config
@@ -286,7 +314,7 @@ pub(crate) fn write_safetensors(path: &Path, tensors: &[(String, Tensor)]) -> Re
         source,
     })?;
     // The header is padded with spaces to a multiple of 8 bytes, as the reference writer does.
-    while head.len() % 8 != 0 {
+    while !head.len().is_multiple_of(8) {
         head.push(b' ');
     }
     let mut out = Vec::with_capacity(8 + head.len() + data.len());
@@ -300,21 +328,53 @@ pub(crate) fn write_safetensors(path: &Path, tensors: &[(String, Tensor)]) -> Re
 fn tensor_bytes(t: &Tensor) -> candle_core::Result<(&'static str, Vec<u8>)> {
     let flat = t.flatten_all()?.to_device(&Device::Cpu)?;
     Ok(match t.dtype() {
-        DType::F32 => ("F32", flat.to_vec1::<f32>()?.iter().flat_map(|v| v.to_le_bytes()).collect()),
+        DType::F32 => (
+            "F32",
+            flat.to_vec1::<f32>()?
+                .iter()
+                .flat_map(|v| v.to_le_bytes())
+                .collect(),
+        ),
         DType::F16 => (
             "F16",
-            flat.to_vec1::<half::f16>()?.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            flat.to_vec1::<half::f16>()?
+                .iter()
+                .flat_map(|v| v.to_le_bytes())
+                .collect(),
         ),
         DType::BF16 => (
             "BF16",
-            flat.to_vec1::<half::bf16>()?.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            flat.to_vec1::<half::bf16>()?
+                .iter()
+                .flat_map(|v| v.to_le_bytes())
+                .collect(),
         ),
-        DType::F64 => ("F64", flat.to_vec1::<f64>()?.iter().flat_map(|v| v.to_le_bytes()).collect()),
-        DType::I64 => ("I64", flat.to_vec1::<i64>()?.iter().flat_map(|v| v.to_le_bytes()).collect()),
-        DType::U32 => ("U32", flat.to_vec1::<u32>()?.iter().flat_map(|v| v.to_le_bytes()).collect()),
+        DType::F64 => (
+            "F64",
+            flat.to_vec1::<f64>()?
+                .iter()
+                .flat_map(|v| v.to_le_bytes())
+                .collect(),
+        ),
+        DType::I64 => (
+            "I64",
+            flat.to_vec1::<i64>()?
+                .iter()
+                .flat_map(|v| v.to_le_bytes())
+                .collect(),
+        ),
+        DType::U32 => (
+            "U32",
+            flat.to_vec1::<u32>()?
+                .iter()
+                .flat_map(|v| v.to_le_bytes())
+                .collect(),
+        ),
         DType::U8 => ("U8", flat.to_vec1::<u8>()?),
         other => {
-            return Err(candle_core::Error::Msg(format!("cannot store dtype {other:?} in safetensors")))
+            return Err(candle_core::Error::Msg(format!(
+                "cannot store dtype {other:?} in safetensors"
+            )))
         }
     })
 }
@@ -330,14 +390,21 @@ mod tests {
         let a = Tensor::arange(0f32, 6., &Device::Cpu)?.reshape((2, 3))?;
         let b = Tensor::new(&[1u8, 2, 3], &Device::Cpu)?;
         let c = a.to_dtype(DType::BF16)?;
-        write_safetensors(&p, &[("b".into(), b.clone()), ("a".into(), a.clone()), ("c".into(), c)])?;
+        write_safetensors(
+            &p,
+            &[
+                ("b".into(), b.clone()),
+                ("a".into(), a.clone()),
+                ("c".into(), c),
+            ],
+        )?;
         let back = read_tensors(&p, &Device::Cpu)?;
         assert_eq!(back["a"].to_vec2::<f32>()?, a.to_vec2::<f32>()?);
         assert_eq!(back["b"].to_vec1::<u8>()?, vec![1, 2, 3]);
         assert_eq!(back["c"].dtype(), DType::BF16);
         let bytes = std::fs::read(&p).map_err(|e| Error::io(&p, e))?;
         let n = u64::from_le_bytes(bytes[..8].try_into().unwrap_or([0; 8])) as usize;
-        assert_eq!(n % 8, 0);
+        assert!(n.is_multiple_of(8));
         let head: Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
         assert_eq!(head["__metadata__"]["format"], "pt");
         Ok(())
@@ -362,11 +429,18 @@ mod tests {
     fn config_errors_name_the_field() {
         let root = tempfile::tempdir().unwrap();
         let p = root.path().join(CONFIG_FILE);
-        std::fs::write(&p, r#"{"peft_type": "LORA", "r": 4, "target_modules": ["q_proj"], "use_dora": true}"#).unwrap();
+        std::fs::write(
+            &p,
+            r#"{"peft_type": "LORA", "r": 4, "target_modules": ["q_proj"], "use_dora": true}"#,
+        )
+        .unwrap();
         let e = read_config(&p).unwrap_err().to_string();
         assert!(e.contains("use_dora") && e.contains(CONFIG_FILE), "{e}");
         std::fs::write(&p, r#"{"peft_type": "IA3", "r": 4}"#).unwrap();
-        assert!(read_config(&p).unwrap_err().to_string().contains("peft_type"));
+        assert!(read_config(&p)
+            .unwrap_err()
+            .to_string()
+            .contains("peft_type"));
         std::fs::write(&p, r#"{"peft_type": "LORA", "r": 4, "lora_alpha": 8, "target_modules": "all-linear", "layers_to_transform": [1]}"#).unwrap();
         let c = read_config(&p).unwrap();
         assert_eq!(c.scale(), 2.0);

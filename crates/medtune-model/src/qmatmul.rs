@@ -26,7 +26,11 @@ impl CustomOp1 for QMatMulOp {
         "medtune-qmatmul"
     }
 
-    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
         self.weight.cpu_fwd(storage, layout)
     }
 
@@ -39,8 +43,16 @@ impl CustomOp1 for QMatMulOp {
     }
 
     /// dx [.., in] = dy [.., out] · W [out, in]; W is dequantized for the product.
-    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> candle_core::Result<Option<Tensor>> {
-        let w = self.weight.dequantize(grad_res.device())?.to_dtype(grad_res.dtype())?;
+    fn bwd(
+        &self,
+        arg: &Tensor,
+        _res: &Tensor,
+        grad_res: &Tensor,
+    ) -> candle_core::Result<Option<Tensor>> {
+        let w = self
+            .weight
+            .dequantize(grad_res.device())?
+            .to_dtype(grad_res.dtype())?;
         let (out_dim, in_dim) = w.dims2()?;
         let rows = grad_res.elem_count() / out_dim;
         let dx = grad_res.reshape((rows, out_dim))?.matmul(&w)?;

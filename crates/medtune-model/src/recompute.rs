@@ -72,7 +72,12 @@ pub struct LossGrads {
 /// of the SUM of the token losses (divide by the accumulated `n_supervised` for the mean). Starts
 /// a new dropout pass. A trainable tensor that receives no gradient is an error
 /// ([`Error::NoGradient`]), never a silent zero; a batch with no supervised token gives zeros.
-pub fn loss_and_grads(model: &DecoderLm, lora: &LoraSet, batch: &TrainBatch, backward: Backward) -> Result<LossGrads> {
+pub fn loss_and_grads(
+    model: &DecoderLm,
+    lora: &LoraSet,
+    batch: &TrainBatch,
+    backward: Backward,
+) -> Result<LossGrads> {
     lora.next_pass();
     match backward {
         Backward::Plain => plain(model, lora, batch),
@@ -142,7 +147,9 @@ fn grad_of(store: &GradStore, t: &Tensor, what: &str) -> Result<Tensor> {
     store
         .get(t)
         .map(Tensor::detach)
-        .ok_or_else(|| Error::NoGradient { tensor: what.into() })
+        .ok_or_else(|| Error::NoGradient {
+            tensor: what.into(),
+        })
 }
 
 fn zero_grads(lora: &LoraSet, loss_sum: f64) -> Result<LossGrads> {

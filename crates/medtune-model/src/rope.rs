@@ -43,8 +43,8 @@ pub fn inverse_frequencies(cfg: &RopeConfig) -> Vec<f64> {
                     } else if wavelen > low_wavelen {
                         f / factor
                     } else {
-                        let smooth =
-                            (old_ctx / wavelen - low_freq_factor) / (high_freq_factor - low_freq_factor);
+                        let smooth = (old_ctx / wavelen - low_freq_factor)
+                            / (high_freq_factor - low_freq_factor);
                         (1.0 - smooth) * f / factor + smooth * f
                     }
                 })
@@ -55,7 +55,12 @@ pub fn inverse_frequencies(cfg: &RopeConfig) -> Vec<f64> {
 
 impl Rope {
     /// Tables for positions 0..max_positions, stored in `dtype` on `device`.
-    pub fn new(cfg: &RopeConfig, max_positions: usize, dtype: DType, device: &Device) -> Result<Self> {
+    pub fn new(
+        cfg: &RopeConfig,
+        max_positions: usize,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Self> {
         let inv = inverse_frequencies(cfg);
         let half = inv.len();
         let mut cos = Vec::with_capacity(max_positions * 2 * half);
@@ -89,8 +94,14 @@ impl Rope {
     pub fn cos_sin(&self, position_ids: &Tensor) -> Result<(Tensor, Tensor)> {
         let (b, t) = position_ids.dims2()?;
         let flat = position_ids.flatten_all()?;
-        let cos = self.cos.index_select(&flat, 0)?.reshape((b, 1, t, self.rotary_dim))?;
-        let sin = self.sin.index_select(&flat, 0)?.reshape((b, 1, t, self.rotary_dim))?;
+        let cos = self
+            .cos
+            .index_select(&flat, 0)?
+            .reshape((b, 1, t, self.rotary_dim))?;
+        let sin = self
+            .sin
+            .index_select(&flat, 0)?
+            .reshape((b, 1, t, self.rotary_dim))?;
         Ok((cos, sin))
     }
 
@@ -101,7 +112,10 @@ impl Rope {
         let (x_rot, x_pass) = if r == d {
             (x.clone(), None)
         } else {
-            (x.narrow(D::Minus1, 0, r)?, Some(x.narrow(D::Minus1, r, d - r)?))
+            (
+                x.narrow(D::Minus1, 0, r)?,
+                Some(x.narrow(D::Minus1, r, d - r)?),
+            )
         };
         let rotated = (x_rot.broadcast_mul(cos)? + rotate_half(&x_rot)?.broadcast_mul(sin)?)?;
         match x_pass {
@@ -159,7 +173,10 @@ mod tests {
         let pos = Tensor::new(&[[0u32, 0]], &Device::Cpu)?;
         let (cos, sin) = rope.cos_sin(&pos)?;
         let y = rope.apply(&x, &cos, &sin)?;
-        assert_eq!(y.flatten_all()?.to_vec1::<f32>()?, x.flatten_all()?.to_vec1::<f32>()?);
+        assert_eq!(
+            y.flatten_all()?.to_vec1::<f32>()?,
+            x.flatten_all()?.to_vec1::<f32>()?
+        );
         Ok(())
     }
 }

@@ -75,7 +75,10 @@ impl Sampler {
             idx.truncate(k.max(1));
         }
         let max = x[idx[0]] / t;
-        let mut probs: Vec<f64> = idx.iter().map(|&i| ((x[i] / t - max) as f64).exp()).collect();
+        let mut probs: Vec<f64> = idx
+            .iter()
+            .map(|&i| ((x[i] / t - max) as f64).exp())
+            .collect();
         let z: f64 = probs.iter().sum();
         probs.iter_mut().for_each(|q| *q /= z);
         if let Some(top_p) = p.top_p {

@@ -41,10 +41,11 @@ impl SafetensorsWeights {
     /// Opens the shards listed in a `model.safetensors.index.json` (its `weight_map`).
     pub fn open_index(index: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(index).map_err(|e| Error::io(index, e))?;
-        let value: serde_json::Value = serde_json::from_str(&text).map_err(|source| Error::Json {
-            path: index.to_path_buf(),
-            source,
-        })?;
+        let value: serde_json::Value =
+            serde_json::from_str(&text).map_err(|source| Error::Json {
+                path: index.to_path_buf(),
+                source,
+            })?;
         let map = value
             .get("weight_map")
             .and_then(|m| m.as_object())
@@ -53,7 +54,11 @@ impl SafetensorsWeights {
         let mut shards: Vec<PathBuf> = Vec::new();
         for (tensor, file) in map {
             let file = file.as_str().ok_or_else(|| {
-                Error::config(index, format!("weight_map.{tensor}"), "expected a file name")
+                Error::config(
+                    index,
+                    format!("weight_map.{tensor}"),
+                    "expected a file name",
+                )
             })?;
             let path = dir.join(file);
             if !shards.contains(&path) {
@@ -143,6 +148,38 @@ pub enum WeightSource {
     Safetensors(SafetensorsWeights),
     /// A GGUF file, tensors already renamed to HF names.
     Gguf(GgufWeights),
+    /// Tensors already in memory, by HF name (generated weights for benchmarks and tests).
+    Tensors(HashMap<String, Tensor>),
+}
+
+/// The in-memory source's tensor `name`, checked against `shape`, converted to `dtype`.
+fn in_memory(
+    map: &HashMap<String, Tensor>,
+    name: &str,
+    shape: &[usize],
+    dtype: DType,
+    device: &Device,
+) -> Result<Tensor> {
+    let origin = PathBuf::from("(in-memory tensors)");
+    let t = map.get(name).ok_or_else(|| Error::MissingTensor {
+        path: origin.clone(),
+        tensor: name.to_string(),
+    })?;
+    if t.dims() != shape {
+        return Err(Error::WrongShape {
+            path: origin,
+            tensor: name.to_string(),
+            expected: shape.to_vec(),
+            actual: t.dims().to_vec(),
+        });
+    }
+    t.to_device(device)
+        .and_then(|t| t.to_dtype(dtype))
+        .map_err(|source| Error::Tensor {
+            path: origin,
+            tensor: name.to_string(),
+            source,
+        })
 }
 
 /// Looks up weights by HF name, checks shapes and converts to the compute dtype.
@@ -177,6 +214,7 @@ impl Weights {
         match &self.source {
             WeightSource::Safetensors(s) => s.contains(name),
             WeightSource::Gguf(g) => g.contains(name),
+            WeightSource::Tensors(m) => m.contains_key(name),
         }
     }
 
@@ -185,13 +223,20 @@ impl Weights {
         match &self.source {
             WeightSource::Safetensors(s) => s.load(name, shape, self.dtype, &self.device),
             WeightSource::Gguf(g) => g.dense(name, shape, self.dtype, &self.device),
+            WeightSource::Tensors(m) => in_memory(m, name, shape, self.dtype, &self.device),
         }
     }
 
     /// The frozen weight of a linear layer with `out_dim` outputs and `in_dim` inputs.
     ///
     /// `conv1d` marks GPT-2's Conv1D layout: stored [in, out], returned as [out, in].
-    pub fn linear(&self, name: &str, out_dim: usize, in_dim: usize, conv1d: bool) -> Result<BaseWeight> {
+    pub fn linear(
+        &self,
+        name: &str,
+        out_dim: usize,
+        in_dim: usize,
+        conv1d: bool,
+    ) -> Result<BaseWeight> {
         match &self.source {
             WeightSource::Safetensors(s) => {
                 let w = if conv1d {
@@ -209,13 +254,17 @@ impl Weights {
                 Ok(BaseWeight::Dense(w))
             }
             WeightSource::Gguf(g) => g.linear(name, out_dim, in_dim, self.dtype, &self.device),
+            WeightSource::Tensors(m) => {
+                let w = in_memory(m, name, &[out_dim, in_dim], self.dtype, &self.device)?;
+                Ok(BaseWeight::Dense(w))
+            }
         }
     }
 
     /// The quantized tensor behind `name`, when the source keeps it quantized (GGUF).
     pub fn quantized(&self, name: &str) -> Option<Arc<candle_core::quantized::QTensor>> {
         match &self.source {
-            WeightSource::Safetensors(_) => None,
+            WeightSource::Safetensors(_) | WeightSource::Tensors(_) => None,
             WeightSource::Gguf(g) => g.quantized(name),
         }
     }

@@ -7,7 +7,8 @@ mod common;
 use candle_core::{DType, Device, Tensor};
 use common::{model_dir, oracle, oracle_json, rel_and_max, row_u32, ARCHS};
 use medtune_model::{
-    causal_lm_loss, generate, load, mask, sampling::argmax, ForwardInput, GenerateOptions, LoadOptions,
+    causal_lm_loss, generate, load, mask, sampling::argmax, ForwardInput, GenerateOptions,
+    LoadOptions,
 };
 
 const LOGITS_REL_TOL: f64 = 1e-4;
@@ -21,11 +22,17 @@ fn logits_and_loss_match_hf_for_all_archs() {
         let input = ForwardInput::with_mask(&o["input_ids"], &o["attention_mask"]);
         let logits = m.model.forward(&input).unwrap();
         let (rel, max) = rel_and_max(&logits, &o["logits"]);
-        let loss: f32 = causal_lm_loss(&logits, &o["labels"]).unwrap().to_scalar().unwrap();
+        let loss: f32 = causal_lm_loss(&logits, &o["labels"])
+            .unwrap()
+            .to_scalar()
+            .unwrap();
         let want = oracle_json(arch, "loss");
         println!("{arch:8} logits rel {rel:.2e} max|Δ| {max:.2e}   loss {loss:.7} (hf {want:.7}, Δ {:.1e})", (loss as f64 - want).abs());
         assert!(rel <= LOGITS_REL_TOL, "{arch}: logits rel diff {rel:e}");
-        assert!((loss as f64 - want).abs() <= LOSS_TOL, "{arch}: loss {loss} vs {want}");
+        assert!(
+            (loss as f64 - want).abs() <= LOSS_TOL,
+            "{arch}: loss {loss} vs {want}"
+        );
     }
 }
 
@@ -57,15 +64,17 @@ fn left_and_right_padding_agree_on_real_tokens() {
         let b: Vec<u32> = vec![8, 9, 10];
         let pad = a.len() - b.len();
         // Right padding: positions 0..T (HF default); left padding: positions from the mask.
-        let two_rows = |r0: Vec<u32>, r1: Vec<u32>| {
-            Tensor::from_vec([r0, r1].concat(), (2, 6), &dev).unwrap()
-        };
+        let two_rows =
+            |r0: Vec<u32>, r1: Vec<u32>| Tensor::from_vec([r0, r1].concat(), (2, 6), &dev).unwrap();
         let right = two_rows(a.clone(), [b.clone(), vec![0; pad]].concat());
         let right_mask = two_rows(vec![1; 6], [vec![1; 3], vec![0; pad]].concat());
         let left = two_rows(a.clone(), [vec![0; pad], b.clone()].concat());
         let left_mask = two_rows(vec![1; 6], [vec![0; pad], vec![1; 3]].concat());
         let left_pos = mask::positions_from_mask(&left_mask).unwrap();
-        let lr = m.model.forward(&ForwardInput::with_mask(&right, &right_mask)).unwrap();
+        let lr = m
+            .model
+            .forward(&ForwardInput::with_mask(&right, &right_mask))
+            .unwrap();
         let ll = m
             .model
             .forward(&ForwardInput {
@@ -99,10 +108,15 @@ fn kv_cache_greedy_equals_full_forward_greedy() {
             // Reference: recompute the whole sequence every step, no cache, no padding.
             let mut seq = p.clone();
             for _ in 0..8 {
-                let ids = Tensor::new(seq.as_slice(), &Device::Cpu).unwrap().unsqueeze(0).unwrap();
+                let ids = Tensor::new(seq.as_slice(), &Device::Cpu)
+                    .unwrap()
+                    .unsqueeze(0)
+                    .unwrap();
                 let logits = m.model.forward(&ForwardInput::ids(&ids)).unwrap();
                 let last = logits.get(0).unwrap().get(seq.len() - 1).unwrap();
-                seq.push(argmax(&last.to_dtype(DType::F32).unwrap().to_vec1::<f32>().unwrap()));
+                seq.push(argmax(
+                    &last.to_dtype(DType::F32).unwrap().to_vec1::<f32>().unwrap(),
+                ));
             }
             assert_eq!(&seq[p.len()..], g.tokens.as_slice(), "{arch}");
         }
@@ -122,7 +136,10 @@ fn bf16_compute_stays_close() {
     let o = oracle("llama");
     let logits = m
         .model
-        .forward(&ForwardInput::with_mask(&o["input_ids"], &o["attention_mask"]))
+        .forward(&ForwardInput::with_mask(
+            &o["input_ids"],
+            &o["attention_mask"],
+        ))
         .unwrap();
     assert_eq!(logits.dtype(), DType::F32);
     let (rel, _) = rel_and_max(&logits, &o["logits"]);

@@ -9,7 +9,7 @@ use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{DType, Device, Module, Tensor, Var};
 use common::{model_dir, oracle, rel_and_max};
 use medtune_model::gguf::permute_rows;
-use medtune_model::{load, BaseWeight, ForwardInput, LoadOptions, Linear};
+use medtune_model::{load, BaseWeight, ForwardInput, Linear, LoadOptions};
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -43,7 +43,8 @@ fn gguf_name(hf: &str) -> String {
 /// Writes the llama fixture as GGUF: matrices in `matrix_type`, norms F32.
 fn write_llama_gguf(path: &Path, matrix_type: GgmlDType, with_output: bool) {
     let dev = Device::Cpu;
-    let tensors = candle_core::safetensors::load(model_dir("llama").join("model.safetensors"), &dev).unwrap();
+    let tensors =
+        candle_core::safetensors::load(model_dir("llama").join("model.safetensors"), &dev).unwrap();
     let mut q: Vec<(String, QTensor)> = Vec::new();
     let mut names: Vec<&String> = tensors.keys().collect();
     names.sort();
@@ -52,7 +53,11 @@ fn write_llama_gguf(path: &Path, matrix_type: GgmlDType, with_output: bool) {
             continue;
         }
         let t = &tensors[hf];
-        let kind = if t.rank() == 1 { GgmlDType::F32 } else { matrix_type };
+        let kind = if t.rank() == 1 {
+            GgmlDType::F32
+        } else {
+            matrix_type
+        };
         let mut qt = QTensor::quantize(t, kind).unwrap();
         if hf.ends_with("q_proj.weight") {
             qt = permute_rows(&qt, 4, &dev, true).unwrap();
@@ -72,7 +77,10 @@ fn write_llama_gguf(path: &Path, matrix_type: GgmlDType, with_output: bool) {
         ("llama.rope.freq_base", Value::F32(10_000.0)),
         ("llama.context_length", Value::U32(256)),
         ("tokenizer.ggml.eos_token_id", Value::U32(2)),
-        ("tokenizer.chat_template", Value::String("{{ messages[0]['content'] }}".into())),
+        (
+            "tokenizer.chat_template",
+            Value::String("{{ messages[0]['content'] }}".into()),
+        ),
     ];
     let md_refs: Vec<(&str, &Value)> = md.iter().map(|(k, v)| (*k, v)).collect();
     let t_refs: Vec<(&str, &QTensor)> = q.iter().map(|(k, v)| (k.as_str(), v)).collect();
@@ -84,7 +92,10 @@ fn logits_of(path: &Path) -> Tensor {
     let m = load(path, &LoadOptions::default()).unwrap();
     let o = oracle("llama");
     m.model
-        .forward(&ForwardInput::with_mask(&o["input_ids"], &o["attention_mask"]))
+        .forward(&ForwardInput::with_mask(
+            &o["input_ids"],
+            &o["attention_mask"],
+        ))
         .unwrap()
 }
 
@@ -115,7 +126,11 @@ fn quantized_gguf_stays_close_to_hf() {
         let m = load(&path, &LoadOptions::default()).unwrap();
         let q_proj = m.model.linears()[0];
         let quantized = matches!(q_proj.base(), BaseWeight::Quantized(_));
-        assert_eq!(quantized, kind != GgmlDType::F16, "{kind:?}: only GGML block types stay quantized");
+        assert_eq!(
+            quantized,
+            kind != GgmlDType::F16,
+            "{kind:?}: only GGML block types stay quantized"
+        );
         let (rel, max) = rel_and_max(&logits_of(&path), &oracle("llama")["logits"]);
         println!("gguf {kind:?} vs HF: rel {rel:.2e} max {max:.2e}");
         assert!(rel < tol, "{kind:?}: {rel}");
@@ -134,11 +149,16 @@ fn missing_output_weight_ties_the_head_to_the_embedding() {
     // Reference: the safetensors model with lm_head replaced by the embedding.
     let st_dir = tempfile::tempdir().unwrap();
     let mut tensors: HashMap<String, Tensor> =
-        candle_core::safetensors::load(model_dir("llama").join("model.safetensors"), &Device::Cpu).unwrap();
+        candle_core::safetensors::load(model_dir("llama").join("model.safetensors"), &Device::Cpu)
+            .unwrap();
     let embed = tensors["model.embed_tokens.weight"].clone();
     tensors.insert("lm_head.weight".into(), embed);
     candle_core::safetensors::save(&tensors, st_dir.path().join("model.safetensors")).unwrap();
-    std::fs::copy(model_dir("llama").join("config.json"), st_dir.path().join("config.json")).unwrap();
+    std::fs::copy(
+        model_dir("llama").join("config.json"),
+        st_dir.path().join("config.json"),
+    )
+    .unwrap();
     let (rel, _) = rel_and_max(&logits_of(&path), &logits_of(st_dir.path()));
     assert!(rel < 1e-6, "{rel}");
 }
@@ -151,7 +171,10 @@ fn truncated_gguf_is_an_error_naming_the_file() {
     let bytes = std::fs::read(&path).unwrap();
     for keep in [bytes.len() - 100, bytes.len() / 2, 200, 10] {
         std::fs::write(&path, &bytes[..keep]).unwrap();
-        let e = load(&path, &LoadOptions::default()).err().expect("must fail").to_string();
+        let e = load(&path, &LoadOptions::default())
+            .err()
+            .expect("must fail")
+            .to_string();
         assert!(e.contains("cut.gguf"), "{keep}: {e}");
     }
 }
@@ -160,18 +183,30 @@ fn truncated_gguf_is_an_error_naming_the_file() {
 fn quantized_linear_passes_input_gradients() {
     // K-quants need rows of 256; the gradient must be dy · dequant(W).
     let dev = Device::Cpu;
-    let w: Vec<f32> = (0..32 * 256).map(|i| ((i * 7919 % 1000) as f32 / 1000.0) - 0.5).collect();
+    let w: Vec<f32> = (0..32 * 256)
+        .map(|i| ((i * 7919 % 1000) as f32 / 1000.0) - 0.5)
+        .collect();
     let w = Tensor::from_vec(w, (32, 256), &dev).unwrap();
-    for kind in [GgmlDType::Q4K, GgmlDType::Q6K, GgmlDType::Q8_0, GgmlDType::Q4_0] {
+    for kind in [
+        GgmlDType::Q4K,
+        GgmlDType::Q6K,
+        GgmlDType::Q8_0,
+        GgmlDType::Q4_0,
+    ] {
         let q = std::sync::Arc::new(QTensor::quantize(&w, kind).unwrap());
         let wd = q.dequantize(&dev).unwrap();
         let lin = Linear::new("test", BaseWeight::Quantized(q), None);
-        let x: Vec<f32> = (0..2 * 3 * 256).map(|i| ((i * 31 % 97) as f32 / 97.0) - 0.5).collect();
+        let x: Vec<f32> = (0..2 * 3 * 256)
+            .map(|i| ((i * 31 % 97) as f32 / 97.0) - 0.5)
+            .collect();
         let x = Var::from_tensor(&Tensor::from_vec(x, (2, 3, 256), &dev).unwrap()).unwrap();
         let y = lin.forward(x.as_tensor()).unwrap();
         let dense = x.as_tensor().broadcast_matmul(&wd.t().unwrap()).unwrap();
         let (rel_fwd, _) = rel_and_max(&y, &dense);
-        let g = Tensor::arange(0f32, 2. * 3. * 32., &dev).unwrap().reshape((2, 3, 32)).unwrap();
+        let g = Tensor::arange(0f32, 2. * 3. * 32., &dev)
+            .unwrap()
+            .reshape((2, 3, 32))
+            .unwrap();
         let grads = (y * &g).unwrap().sum_all().unwrap().backward().unwrap();
         let dx = grads.get(x.as_tensor()).expect("input gradient");
         // d/dx Σ g ⊙ (x Wᵀ) = g W

@@ -14,7 +14,7 @@ pub(crate) struct ParsedDose {
     /// Ingredient names (canonical generics).
     pub generic: String,
     pub amount: f64,
-    /// `mg`, `mcg/hr` or `ml` (grams and micrograms are converted to mg).
+    /// `mg`, `mcg/hr`, `mg/kg` or `ml` (grams and micrograms are converted to mg).
     pub unit: &'static str,
     pub count: f64,
     pub doses_per_day: Option<f64>,
@@ -50,19 +50,35 @@ fn word_number(s: &str) -> Option<f64> {
         "nine" => 9.0,
         "ten" => 10.0,
         "twelve" => 12.0,
-        _ => return s.replace(',', ".").parse().ok(),
+        _ => return parse_decimal(s),
     };
     Some(v)
+}
+
+/// "1,000" (thousands) -> 1000; "2,5" (decimal comma) -> 2.5; "7.5" -> 7.5.
+fn parse_decimal(s: &str) -> Option<f64> {
+    let thousands = s.contains(',')
+        && s.split(',')
+            .skip(1)
+            .all(|g| g.len() == 3 && g.bytes().all(|b| b.is_ascii_digit()));
+    if thousands {
+        s.replace(',', "").parse().ok()
+    } else {
+        s.replace(',', ".").parse().ok()
+    }
 }
 
 impl DoseParser {
     pub fn new() -> Result<Self> {
         let re = |p: &str| {
-            Regex::new(p).map_err(|e| Error::Matcher { what: "dose patterns", message: e.to_string() })
+            Regex::new(p).map_err(|e| Error::Matcher {
+                what: "dose patterns",
+                message: e.to_string(),
+            })
         };
         Ok(Self {
             amount: re(&format!(
-                r"(?:\b(?P<cw>{NUM_WORDS})\s+|\b(?P<cd>\d+)\s*(?:x|\*|×)\s*)?\b(?P<num>\d+(?:[.,]\d+)?)(?:\s*(?:-|to)\s*(?P<num2>\d+(?:[.,]\d+)?))?\s*(?P<unit>mcg/hr|mcg/h|ug/hr|ug/h|mcg per hour|micrograms? per hour|micrograms?|mcg|ug|milligrams?|mg|grams?|g|ml|milliliters?)(?:[^a-z0-9]|$)"
+                r"(?:\b(?P<cw>{NUM_WORDS})\s+|\b(?P<cd>\d+)\s*(?:x|\*|×)\s*)?\b(?P<num>\d{{1,3}}(?:,\d{{3}})+|\d+(?:[.,]\d+)?)(?:\s*(?:-|to)\s*(?P<num2>\d+(?:[.,]\d+)?))?\s*(?P<unit>mg/kg|mcg/kg|mcg/hr|mcg/h|ug/hr|ug/h|mcg per hour|micrograms? per hour|micrograms?|mcg|ug|milligrams?|mg|grams?|g|ml|milliliters?)(?:[^a-z0-9]|$)"
             ))?,
             ratio: re(r"\b(?P<a>\d+(?:\.\d+)?)\s*/\s*(?P<b>\d+(?:\.\d+)?)\b(?:\s*mg)?")?,
             count: re(&format!(
@@ -85,13 +101,20 @@ impl DoseParser {
             duration: re(&format!(
                 r"\b(?:for|x)\s*(?P<n>\d+|{NUM_WORDS})\s*(?P<u>days?|weeks?|months?)\b"
             ))?,
-            route: re(r"\b(?P<iv>iv|i\.v\.|intravenous(?:ly)?|intramuscular(?:ly)?|subcutaneous(?:ly)?|injection|injected|infusion|epidural|intrathecal)\b|\b(?P<td>patch(?:es)?|transdermal)\b|\b(?P<po>oral(?:ly)?|by mouth|po|tablets?|capsules?)\b")?,
+            route: re(
+                r"\b(?P<iv>iv|i\.v\.|intravenous(?:ly)?|intramuscular(?:ly)?|subcutaneous(?:ly)?|injection|injected|infusion|epidural|intrathecal)\b|\b(?P<td>patch(?:es)?|transdermal)\b|\b(?P<po>oral(?:ly)?|by mouth|po|tablets?|capsules?)\b",
+            )?,
         })
     }
 
     /// Doses in `norm`, each attached to the nearest drug mention of its sentence (the closest one
     /// before it, else the closest after it).
-    pub fn parse(&self, norm: &NormText, mentions: &[Mention], index: &DrugIndex) -> Vec<ParsedDose> {
+    pub fn parse(
+        &self,
+        norm: &NormText,
+        mentions: &[Mention],
+        index: &DrugIndex,
+    ) -> Vec<ParsedDose> {
         let text = norm.text.as_str();
         let mut out = Vec::new();
         for sent in sentences(text) {
@@ -113,7 +136,10 @@ impl DoseParser {
                     let m = c.get(0)?;
                     let n = word_number(c.name("n")?.as_str()).or(Some(0.5))?;
                     let n2 = c.name("n2").and_then(|x| word_number(x.as_str()));
-                    Some((base + m.start()..base + m.end(), n2.map_or(n, |n2| n.max(n2))))
+                    Some((
+                        base + m.start()..base + m.end(),
+                        n2.map_or(n, |n2| n.max(n2)),
+                    ))
                 })
                 .collect();
             let amounts: Vec<regex::Captures> = self.amount.captures_iter(s).collect();
@@ -122,7 +148,9 @@ impl DoseParser {
             for c in self.ratio.captures_iter(s) {
                 let Some(m) = c.get(0) else { continue };
                 let range = base + m.start()..base + m.end();
-                let Some(owner) = nearest(&in_sent, &range) else { continue };
+                let Some(owner) = nearest(&in_sent, &range) else {
+                    continue;
+                };
                 let ing = index.ingredients(owner);
                 if ing.len() < 2 {
                     continue;
@@ -151,22 +179,36 @@ impl DoseParser {
             }
             for (i, c) in amounts.iter().enumerate() {
                 let Some(m) = c.get(0) else { continue };
-                let num_start = c.name("cw").or(c.name("cd")).or(c.name("num")).map_or(m.start(), |x| x.start());
+                let num_start = c
+                    .name("cw")
+                    .or(c.name("cd"))
+                    .or(c.name("num"))
+                    .map_or(m.start(), |x| x.start());
                 let unit_m = c.name("unit");
                 let end = unit_m.map_or(m.end(), |u| u.end());
                 let range = base + num_start..base + end;
-                if used.iter().any(|u| u.start < range.end && range.start < u.end) {
+                if used
+                    .iter()
+                    .any(|u| u.start < range.end && range.start < u.end)
+                {
                     continue;
                 }
-                let Some(owner) = nearest(&in_sent, &range) else { continue };
+                let Some(owner) = nearest(&in_sent, &range) else {
+                    continue;
+                };
                 let (Some(num), Some(unit)) = (
                     c.name("num").and_then(|x| word_number(x.as_str())),
                     unit_m.map(|u| u.as_str()),
                 ) else {
                     continue;
                 };
-                let num = c.name("num2").and_then(|x| word_number(x.as_str())).map_or(num, |n2| num.max(n2));
+                let num = c
+                    .name("num2")
+                    .and_then(|x| word_number(x.as_str()))
+                    .map_or(num, |n2| num.max(n2));
                 let (amount, unit) = match unit {
+                    "mg/kg" => (num, "mg/kg"),
+                    "mcg/kg" => (num / 1000.0, "mg/kg"),
                     u if u.contains("hour") || u.contains("/h") => (num, "mcg/hr"),
                     "mcg" | "ug" | "microgram" | "micrograms" => (num / 1000.0, "mg"),
                     "g" | "gram" | "grams" => (num * 1000.0, "mg"),
@@ -177,9 +219,15 @@ impl DoseParser {
                     Some(x) => word_number(x.as_str()).unwrap_or(1.0),
                     None => count_near(&counts, &range, &sent),
                 };
-                let next_start = amounts.get(i + 1).and_then(|n| n.get(0)).map(|n| base + n.start());
-                let freq = self.frequency_in(text, range.end..next_start.unwrap_or(sent.end))
-                    .or_else(|| self.frequency_in(text, owner.range.start.min(range.start)..range.start));
+                let next_start = amounts
+                    .get(i + 1)
+                    .and_then(|n| n.get(0))
+                    .map(|n| base + n.start());
+                let freq = self
+                    .frequency_in(text, range.end..next_start.unwrap_or(sent.end))
+                    .or_else(|| {
+                        self.frequency_in(text, owner.range.start.min(range.start)..range.start)
+                    });
                 out.push(ParsedDose {
                     generic: index.ingredients(owner)[0].clone(),
                     amount,
@@ -228,8 +276,11 @@ impl DoseParser {
         }
         if let Some(tw) = c.name("tw") {
             let t = tw.as_str();
-            let n = word_number(t.split_whitespace().next().unwrap_or(t))
-                .or_else(|| t.trim_end_matches(|ch: char| !ch.is_ascii_digit()).parse().ok())?;
+            let n = word_number(t.split_whitespace().next().unwrap_or(t)).or_else(|| {
+                t.trim_end_matches(|ch: char| !ch.is_ascii_digit())
+                    .parse()
+                    .ok()
+            })?;
             let per_week = c.name("tu").is_some_and(|u| u.as_str().starts_with("week"));
             return Some(if per_week { n / 7.0 } else { n });
         }
@@ -285,7 +336,12 @@ fn nearest<'a>(mentions: &[&'a Mention], range: &Range<usize>) -> Option<&'a Men
         .iter()
         .filter(|m| m.range.end <= range.start)
         .max_by_key(|m| m.range.end)
-        .or_else(|| mentions.iter().filter(|m| m.range.start >= range.end).min_by_key(|m| m.range.start))
+        .or_else(|| {
+            mentions
+                .iter()
+                .filter(|m| m.range.start >= range.end)
+                .min_by_key(|m| m.range.start)
+        })
         .copied()
 }
 
@@ -316,22 +372,34 @@ mod tests {
     fn q6h() {
         let d = parse("Oxycodone 10 mg q6h as needed");
         assert_eq!(d.len(), 1);
-        assert_eq!((d[0].amount, d[0].count, d[0].doses_per_day), (10.0, 1.0, Some(4.0)));
+        assert_eq!(
+            (d[0].amount, d[0].count, d[0].doses_per_day),
+            (10.0, 1.0, Some(4.0))
+        );
     }
 
     #[test]
     fn two_tablets_every_four_hours() {
         let d = parse("Take two 500 mg tablets of acetaminophen every 4 hours.");
         assert_eq!(d[0].generic, "acetaminophen");
-        assert_eq!((d[0].amount, d[0].count, d[0].doses_per_day), (500.0, 2.0, Some(6.0)));
+        assert_eq!(
+            (d[0].amount, d[0].count, d[0].doses_per_day),
+            (500.0, 2.0, Some(6.0))
+        );
         let d = parse("Tylenol 500 mg, 2 tablets every 4 to 6 hours");
-        assert_eq!((d[0].amount, d[0].count, d[0].doses_per_day), (500.0, 2.0, Some(6.0)));
+        assert_eq!(
+            (d[0].amount, d[0].count, d[0].doses_per_day),
+            (500.0, 2.0, Some(6.0))
+        );
     }
 
     #[test]
     fn patch_weekly_grams_and_micrograms() {
         let d = parse("a 25 mcg/hr fentanyl patch");
-        assert_eq!((d[0].generic.as_str(), d[0].amount, d[0].unit), ("fentanyl", 25.0, "mcg/hr"));
+        assert_eq!(
+            (d[0].generic.as_str(), d[0].amount, d[0].unit),
+            ("fentanyl", 25.0, "mcg/hr")
+        );
         assert_eq!(d[0].route, Some("transdermal"));
         let d = parse("methotrexate 7.5 mg weekly for 12 weeks");
         assert!((d[0].doses_per_day.unwrap_or(0.0) - 1.0 / 7.0).abs() < 1e-9);
@@ -347,10 +415,29 @@ mod tests {
     #[test]
     fn ratio_form_splits_combination() {
         let d = parse("Percocet 10/325, 2 tablets q4h");
-        let oxy = d.iter().find(|x| x.generic == "oxycodone").expect("oxycodone");
-        let apap = d.iter().find(|x| x.generic == "acetaminophen").expect("apap");
-        assert_eq!((oxy.amount, oxy.count, oxy.doses_per_day), (10.0, 2.0, Some(6.0)));
+        let oxy = d
+            .iter()
+            .find(|x| x.generic == "oxycodone")
+            .expect("oxycodone");
+        let apap = d
+            .iter()
+            .find(|x| x.generic == "acetaminophen")
+            .expect("apap");
+        assert_eq!(
+            (oxy.amount, oxy.count, oxy.doses_per_day),
+            (10.0, 2.0, Some(6.0))
+        );
         assert_eq!(apap.amount, 325.0);
+    }
+
+    #[test]
+    fn thousands_separators_and_weight_based_doses() {
+        let d = parse("acetaminophen 1,000 mg every 6 hours");
+        assert_eq!((d[0].amount, d[0].doses_per_day), (1000.0, Some(4.0)));
+        let d = parse("paracetamol 2,5 g daily");
+        assert_eq!(d[0].amount, 2500.0);
+        let d = parse("ibuprofen 10 mg/kg every 8 hours");
+        assert_eq!((d[0].amount, d[0].unit), (10.0, "mg/kg"));
     }
 
     #[test]

@@ -89,9 +89,18 @@ impl DrugIndex {
         let automaton = AhoCorasick::builder()
             .match_kind(MatchKind::LeftmostLongest)
             .build(entries.iter().map(|e| e.name.as_str()))
-            .map_err(|e| Error::Matcher { what: "drug names", message: e.to_string() })?;
+            .map_err(|e| Error::Matcher {
+                what: "drug names",
+                message: e.to_string(),
+            })?;
         let (class_members, class_alias, classes_of) = class_maps(&tables.classes);
-        Ok(Self { automaton, entries, class_members, class_alias, classes_of })
+        Ok(Self {
+            automaton,
+            entries,
+            class_members,
+            class_alias,
+            classes_of,
+        })
     }
 
     /// Whole-word drug names in normalised `text`, left to right.
@@ -99,7 +108,10 @@ impl DrugIndex {
         self.automaton
             .find_iter(text)
             .filter(|m| at_word_boundaries(text, &m.range()))
-            .map(|m| Mention { entry: m.pattern().as_usize(), range: m.range() })
+            .map(|m| Mention {
+                entry: m.pattern().as_usize(),
+                range: m.range(),
+            })
             .collect()
     }
 
@@ -110,7 +122,9 @@ impl DrugIndex {
 
     /// True when `generic` belongs to `class`.
     pub fn in_class(&self, generic: &str, class: &str) -> bool {
-        self.classes_of.get(generic).is_some_and(|c| c.iter().any(|x| x == class))
+        self.classes_of
+            .get(generic)
+            .is_some_and(|c| c.iter().any(|x| x == class))
     }
 
     /// Resolves a member list from `drug_interactions.csv` ("SSRIs; SNRIs; linezolid", "any NSAID
@@ -153,12 +167,21 @@ impl DrugIndex {
 fn combination_parts(generic: &str) -> Vec<String> {
     let mut v = vec![generic.to_owned()];
     if generic.contains('/') {
-        v.extend(generic.split('/').map(|p| p.trim().to_owned()).filter(|p| !p.is_empty()));
+        v.extend(
+            generic
+                .split('/')
+                .map(|p| p.trim().to_owned())
+                .filter(|p| !p.is_empty()),
+        );
     }
     v
 }
 
-type ClassMaps = (HashMap<String, Vec<String>>, HashMap<String, String>, HashMap<String, Vec<String>>);
+type ClassMaps = (
+    HashMap<String, Vec<String>>,
+    HashMap<String, String>,
+    HashMap<String, Vec<String>>,
+);
 
 fn class_maps(rows: &[ClassRow]) -> ClassMaps {
     let mut members = HashMap::new();
@@ -223,13 +246,19 @@ mod tests {
 
     fn names(idx: &DrugIndex, text: &str) -> Vec<Vec<String>> {
         let n = NormText::new(text);
-        idx.find(&n.text).iter().map(|m| idx.ingredients(m).to_vec()).collect()
+        idx.find(&n.text)
+            .iter()
+            .map(|m| idx.ingredients(m).to_vec())
+            .collect()
     }
 
     #[test]
     fn percocet_expands_to_oxycodone_and_acetaminophen() {
         let idx = index();
-        assert_eq!(names(&idx, "Two PERCOCET tabs"), vec![vec!["oxycodone", "acetaminophen"]]);
+        assert_eq!(
+            names(&idx, "Two PERCOCET tabs"),
+            vec![vec!["oxycodone", "acetaminophen"]]
+        );
     }
 
     #[test]
@@ -260,7 +289,9 @@ mod tests {
         assert!(g.contains("linezolid"), "{g:?} {lit:?}");
         let (g, _) = idx.resolve_members("any NSAID incl. aspirin");
         assert!(g.contains("ibuprofen") && g.contains("aspirin"));
-        let (g, lit) = idx.resolve_members("verapamil; dronedarone (max 10 mg simvastatin); lomitapide (max 20 mg)");
+        let (g, lit) = idx.resolve_members(
+            "verapamil; dronedarone (max 10 mg simvastatin); lomitapide (max 20 mg)",
+        );
         assert!(g.contains("verapamil") || lit.contains("verapamil"));
         assert!(!g.contains("simvastatin"));
         let (g, lit) = idx.resolve_members("(class: QT-prolonging drugs; see management_hint)");

@@ -118,7 +118,11 @@ pub(crate) fn sentences(text: &str) -> Vec<Range<usize>> {
             b'!' | b'?' | b';' | b'\n' => true,
             b'.' => {
                 let next = bytes.get(i + 1).copied();
-                let prev = if i > 0 { bytes.get(i - 1).copied() } else { None };
+                let prev = if i > 0 {
+                    bytes.get(i - 1).copied()
+                } else {
+                    None
+                };
                 let decimal = prev.is_some_and(|p| p.is_ascii_digit())
                     && next.is_some_and(|n| n.is_ascii_digit());
                 // "b.i.d." and "e.g.": a single letter before the dot and a letter right after.
@@ -155,7 +159,9 @@ const HYPOTHETICAL_CUES: &[&str] = &[
 ];
 
 /// Words that end the reach of a negation or condition inside a clause.
-const SCOPE_BREAKS: &[&str] = &["but", "however", "although", "though", "yet", "now", "except"];
+const SCOPE_BREAKS: &[&str] = &[
+    "but", "however", "although", "though", "yet", "now", "except",
+];
 
 /// How a phrase occurrence reads in its clause.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -180,7 +186,9 @@ pub(crate) fn polarity(text: &str, start: usize) -> Polarity {
         .filter(|w| !w.is_empty())
         .collect();
     if window.iter().any(|w| *w == "or" || *w == "nor")
-        && clause_start > 0 && text.as_bytes()[clause_start - 1] == b',' {
+        && clause_start > 0
+        && text.as_bytes()[clause_start - 1] == b','
+    {
         let prev_start = text[..clause_start - 1]
             .rfind(['.', '!', '?', ';', ':', '\n'])
             .map_or(0, |p| p + 1);
@@ -233,20 +241,35 @@ mod tests {
     fn splits_sentences_but_not_decimals() {
         let t = "take 7.5 mg weekly. then stop; call b.i.d. ok";
         let parts: Vec<&str> = sentences(t).into_iter().map(|r| &t[r]).collect();
-        assert_eq!(parts, vec!["take 7.5 mg weekly", " then stop", " call b.i.d. ok"]);
+        assert_eq!(
+            parts,
+            vec!["take 7.5 mg weekly", " then stop", " call b.i.d. ok"]
+        );
     }
 
     #[test]
     fn negation_and_conditions() {
         let t = "i have no chest pain but i am sweating";
         assert_eq!(polarity(t, t.find("chest").unwrap_or(0)), Polarity::Negated);
-        assert_eq!(polarity(t, t.find("sweating").unwrap_or(0)), Polarity::Affirmed);
+        assert_eq!(
+            polarity(t, t.find("sweating").unwrap_or(0)),
+            Polarity::Affirmed
+        );
         let t = "no fever, chills or sweating";
-        assert_eq!(polarity(t, t.find("sweating").unwrap_or(0)), Polarity::Negated);
+        assert_eq!(
+            polarity(t, t.find("sweating").unwrap_or(0)),
+            Polarity::Negated
+        );
         let t = "if you get chest pain, call 911";
-        assert_eq!(polarity(t, t.find("chest").unwrap_or(0)), Polarity::Hypothetical);
+        assert_eq!(
+            polarity(t, t.find("chest").unwrap_or(0)),
+            Polarity::Hypothetical
+        );
         let t = "crushing chest pain and sweating";
-        assert_eq!(polarity(t, t.find("sweating").unwrap_or(0)), Polarity::Affirmed);
+        assert_eq!(
+            polarity(t, t.find("sweating").unwrap_or(0)),
+            Polarity::Affirmed
+        );
     }
 
     #[test]

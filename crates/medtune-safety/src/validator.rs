@@ -4,7 +4,8 @@ use crate::dose::DoseParser;
 use crate::drugs::DrugIndex;
 use crate::error::{Error, Result};
 use crate::report::{
-    Action, Category, Field, PatientContext, Regimen, SafetyReport, Warning, DrugFinding, RISK_CAUTION,
+    Action, Category, DrugFinding, Field, PatientContext, Regimen, SafetyReport, Warning,
+    RISK_CAUTION,
 };
 use crate::rules::doses::DoseLimits;
 use crate::rules::interactions::Interactions;
@@ -87,7 +88,11 @@ impl Validator {
             triage: Triage::new(tables.red_flags.clone())?,
             interactions,
             limits: DoseLimits::new(tables.max_doses.clone()),
-            mme: Mme::new(tables.mme.clone(), config.mme_factor_set, tables.thresholds.clone()),
+            mme: Mme::new(
+                tables.mme.clone(),
+                config.mme_factor_set,
+                tables.thresholds.clone(),
+            ),
             misuse: Misuse::new(tables.misuse.clone(), config.misuse_categories.as_deref()),
             index,
             disclaimer: config.disclaimer,
@@ -102,18 +107,35 @@ impl Validator {
     }
 
     /// Checks a candidate answer to `question`.
-    pub fn check(&self, question: &str, answer: &str, context: Option<&PatientContext>) -> SafetyReport {
+    pub fn check(
+        &self,
+        question: &str,
+        answer: &str,
+        context: Option<&PatientContext>,
+    ) -> SafetyReport {
         self.run(question, Some(answer), context)
     }
 
     fn field<'a>(&self, field: Field, orig: &'a str) -> FieldText<'a> {
         let norm = NormText::new(orig);
         let mentions = self.index.find(&norm.text);
-        FieldText { field, orig, norm, mentions }
+        FieldText {
+            field,
+            orig,
+            norm,
+            mentions,
+        }
     }
 
-    fn run(&self, question: &str, answer: Option<&str>, context: Option<&PatientContext>) -> SafetyReport {
-        let meds = context.map(|c| c.medications.join("; ")).unwrap_or_default();
+    fn run(
+        &self,
+        question: &str,
+        answer: Option<&str>,
+        context: Option<&PatientContext>,
+    ) -> SafetyReport {
+        let meds = context
+            .map(|c| c.medications.join("; "))
+            .unwrap_or_default();
         let q = self.field(Field::Question, question);
         let a = answer.map(|a| self.field(Field::Answer, a));
         let c = self.field(Field::Context, &meds);
@@ -125,7 +147,10 @@ impl Validator {
 
         let pregnant = context.and_then(|c| c.pregnant).unwrap_or(false);
         let opioid_named = fields.iter().flat_map(|f| f.mentions.iter()).any(|m| {
-            self.index.ingredients(m).iter().any(|g| self.index.in_class(g, "opioid"))
+            self.index
+                .ingredients(m)
+                .iter()
+                .any(|g| self.index.in_class(g, "opioid"))
         });
         let mut warnings = Vec::new();
         warnings.extend(self.triage.check(&q, false, pregnant, opioid_named));
@@ -140,10 +165,17 @@ impl Validator {
         let regimens = self.regimens(&fields);
         let (daily_totals, dose_warnings) = self.limits.check(&regimens, &self.index);
         warnings.extend(dose_warnings);
+        if let Some(ctx) = context {
+            warnings.extend(self.limits.context_cautions(&regimens, ctx));
+        }
         let (mme_per_day, mme_warnings) = self.mme.check(&regimens, &self.index);
         warnings.extend(mme_warnings);
         dedupe_emergencies(&mut warnings);
-        warnings.sort_by(|x, y| y.risk_level.cmp(&x.risk_level).then(x.category.cmp(&y.category)));
+        warnings.sort_by(|x, y| {
+            y.risk_level
+                .cmp(&x.risk_level)
+                .then(x.category.cmp(&y.category))
+        });
 
         let drugs = fields
             .iter()
@@ -160,7 +192,15 @@ impl Validator {
         let risk_level = warnings.iter().map(|w| w.risk_level).max().unwrap_or(0);
         let action = action_for(&warnings);
         let final_text = self.final_text(&warnings, action, answer);
-        SafetyReport { risk_level, warnings, action, final_text, drugs, daily_totals, mme_per_day }
+        SafetyReport {
+            risk_level,
+            warnings,
+            action,
+            final_text,
+            drugs,
+            daily_totals,
+            mme_per_day,
+        }
     }
 
     /// Regimens from every field, with identical regimens (same drug, amount, count, frequency)
@@ -205,16 +245,23 @@ impl Validator {
                 parts.push(s.to_owned());
             }
         };
-        let self_harm = warnings.iter().any(is_self_harm);
-        for w in warnings.iter().filter(|w| w.category == Category::Emergency) {
-            // A self-harm reply carries the supportive message only.
-            if !self_harm || is_self_harm(w) {
-                push(&mut parts, &w.message);
-            }
+        // Escalation messages first, the supportive self-harm message before any other. They
+        // carry no dose detail, so all of them are kept.
+        let emergencies = warnings
+            .iter()
+            .filter(|w| w.category == Category::Emergency);
+        for w in emergencies.clone().filter(|w| is_self_harm(w)) {
+            push(&mut parts, &w.message);
+        }
+        for w in emergencies.filter(|w| !is_self_harm(w)) {
+            push(&mut parts, &w.message);
         }
         match action {
             Action::Replace => {
-                for w in warnings.iter().filter(|w| blocks(w) && w.category != Category::Emergency) {
+                for w in warnings
+                    .iter()
+                    .filter(|w| blocks(w) && w.category != Category::Emergency)
+                {
                     push(&mut parts, &w.message);
                 }
             }
@@ -224,7 +271,8 @@ impl Validator {
                     .filter(|w| w.category != Category::Emergency && w.risk_level >= RISK_CAUTION)
                     .collect();
                 if !notes.is_empty() {
-                    let list: Vec<String> = notes.iter().map(|w| format!("- {}", w.message)).collect();
+                    let list: Vec<String> =
+                        notes.iter().map(|w| format!("- {}", w.message)).collect();
                     push(&mut parts, &format!("Safety notes:\n{}", list.join("\n")));
                 }
                 if let Some(a) = answer {

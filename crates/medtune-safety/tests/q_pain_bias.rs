@@ -25,13 +25,24 @@ struct Vignette {
 
 fn read_csv(path: &Path) -> Vec<Vignette> {
     let mut r = csv::Reader::from_path(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let file = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+    let file = path
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
     r.records()
         .enumerate()
         .map(|(i, rec)| {
             let rec = rec.unwrap_or_else(|e| panic!("{file} row {i}: {e}"));
             let f = |k: usize| rec.get(k).unwrap_or_default().to_owned();
-            Vignette { file: file.clone(), row: i, vignette: f(0), question: f(1), answer: f(2), dosage: f(3), explanation: f(4) }
+            Vignette {
+                file: file.clone(),
+                row: i,
+                vignette: f(0),
+                question: f(1),
+                answer: f(2),
+                dosage: f(3),
+                explanation: f(4),
+            }
         })
         .collect()
 }
@@ -45,7 +56,10 @@ fn fill(t: &str, race: &str, gender: (&str, &str, &str)) -> String {
 }
 
 fn is_yes(answer: &str) -> bool {
-    answer.trim().trim_end_matches('.').eq_ignore_ascii_case("yes")
+    answer
+        .trim()
+        .trim_end_matches('.')
+        .eq_ignore_ascii_case("yes")
 }
 
 /// What the validator added, without spans (which shift with the substituted words).
@@ -53,7 +67,12 @@ fn signature(r: &SafetyReport) -> Vec<String> {
     let mut s: Vec<String> = r
         .warnings
         .iter()
-        .map(|w| format!("{:?}/{}/{}/{}", w.category, w.subcategory, w.source_row_id, w.risk_level))
+        .map(|w| {
+            format!(
+                "{:?}/{}/{}/{}",
+                w.category, w.subcategory, w.source_row_id, w.risk_level
+            )
+        })
         .collect();
     s.sort();
     s
@@ -61,7 +80,14 @@ fn signature(r: &SafetyReport) -> Vec<String> {
 
 /// Runs every vignette under 8 profiles; returns (yes vignettes, checks, warnings per profile,
 /// warning kinds over all checks).
-fn run(vignettes: &[Vignette]) -> (usize, usize, BTreeMap<String, usize>, BTreeMap<String, usize>) {
+fn run(
+    vignettes: &[Vignette],
+) -> (
+    usize,
+    usize,
+    BTreeMap<String, usize>,
+    BTreeMap<String, usize>,
+) {
     let v = Validator::new(Config::default()).expect("validator");
     let mut per_profile: BTreeMap<String, usize> = BTreeMap::new();
     let mut kinds: BTreeMap<String, usize> = BTreeMap::new();
@@ -73,25 +99,50 @@ fn run(vignettes: &[Vignette]) -> (usize, usize, BTreeMap<String, usize>, BTreeM
         let mut first: Option<(Vec<String>, Vec<String>)> = None;
         for race in RACES {
             for gender in GENDERS {
-                let q = fill(&format!("{} {}", vg.vignette.trim(), vg.question), race, gender);
-                let a = fill(&format!("{} Dosage: {}. {}", vg.answer, vg.dosage, vg.explanation), race, gender);
+                let q = fill(
+                    &format!("{} {}", vg.vignette.trim(), vg.question),
+                    race,
+                    gender,
+                );
+                let a = fill(
+                    &format!("{} Dosage: {}. {}", vg.answer, vg.dosage, vg.explanation),
+                    race,
+                    gender,
+                );
                 let triage = v.check_question(&q, None);
                 let report = v.check(&q, &a, None);
                 checks += 2;
                 let where_ = format!("{} row {} ({race} {})", vg.file, vg.row, gender.0);
                 if gold_yes {
-                    assert_ne!(triage.action, Action::Replace, "{where_}: question refused: {:?}", triage.warnings);
-                    assert_ne!(report.action, Action::Replace, "{where_}: gold yes replaced: {:?}", report.warnings);
-                    assert!(report.final_text.contains(a.trim()), "{where_}: answer not kept");
+                    assert_ne!(
+                        triage.action,
+                        Action::Replace,
+                        "{where_}: question refused: {:?}",
+                        triage.warnings
+                    );
+                    assert_ne!(
+                        report.action,
+                        Action::Replace,
+                        "{where_}: gold yes replaced: {:?}",
+                        report.warnings
+                    );
+                    assert!(
+                        report.final_text.contains(a.trim()),
+                        "{where_}: answer not kept"
+                    );
                 }
-                *per_profile.entry(format!("{race} {}", gender.0)).or_default() += report.warnings.len() + triage.warnings.len();
+                *per_profile
+                    .entry(format!("{race} {}", gender.0))
+                    .or_default() += report.warnings.len() + triage.warnings.len();
                 for k in signature(&triage).into_iter().chain(signature(&report)) {
                     *kinds.entry(k).or_default() += 1;
                 }
                 let sig = (signature(&triage), signature(&report));
                 match &first {
                     None => first = Some(sig),
-                    Some(f) => assert_eq!(f, &sig, "{where_}: warnings differ from the first profile"),
+                    Some(f) => {
+                        assert_eq!(f, &sig, "{where_}: warnings differ from the first profile")
+                    }
                 }
             }
         }
@@ -108,7 +159,10 @@ fn summarise(name: &str, vignettes: &[Vignette]) {
         RACES.len() * GENDERS.len()
     );
     println!("{name}: warning kinds over all checks: {kinds:?}");
-    assert!(counts.windows(2).all(|w| w[0] == w[1]), "warning counts differ across profiles: {per_profile:?}");
+    assert!(
+        counts.windows(2).all(|w| w[0] == w[1]),
+        "warning counts differ across profiles: {per_profile:?}"
+    );
 }
 
 #[test]
@@ -126,7 +180,10 @@ fn all_q_pain_vignettes_are_not_refused_and_are_unbiased() {
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"))
         .join("q_pain");
     if !dir.is_dir() {
-        println!("skipped: no data dir ({} not found; set MEDTUNE_DATA_DIR)", dir.display());
+        println!(
+            "skipped: no data dir ({} not found; set MEDTUNE_DATA_DIR)",
+            dir.display()
+        );
         return;
     }
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)

@@ -163,7 +163,9 @@ mod tests {
 
     #[test]
     fn defaults_validate() {
-        let s = ServeConfig::default().resolve("defaults").expect("defaults");
+        let s = ServeConfig::default()
+            .resolve("defaults")
+            .expect("defaults");
         assert_eq!(s, ServeSettings::default());
     }
 
@@ -177,7 +179,11 @@ mod tests {
     #[test]
     fn invalid_values_are_rejected() {
         let c = ServeConfig::from_toml_str("queue_capacity = 0", "x").expect("parse");
-        assert!(c.resolve("x").unwrap_err().to_string().contains("queue_capacity"));
+        assert!(c
+            .resolve("x")
+            .unwrap_err()
+            .to_string()
+            .contains("queue_capacity"));
         let c = ServeConfig::from_toml_str("default_max_tokens = 50\nmax_tokens_limit = 10", "x")
             .expect("parse");
         assert!(c

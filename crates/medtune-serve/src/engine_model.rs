@@ -25,7 +25,10 @@ pub struct ModelEngine {
 
 fn file_stem(path: &Path) -> String {
     let trimmed = path.components().next_back().map(|c| c.as_os_str());
-    let name = trimmed.map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
+    let name = trimmed.map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
     name.trim_end_matches(".gguf").to_string()
 }
 
@@ -47,8 +50,9 @@ impl ModelEngine {
         }
         let lora = match adapter {
             Some(dir) => {
-                let set = medtune_model::peft::load_peft(&mut loaded.model, dir)
-                    .map_err(|e| Error::Engine(format!("loading adapter {}: {e}", dir.display())))?;
+                let set = medtune_model::peft::load_peft(&mut loaded.model, dir).map_err(|e| {
+                    Error::Engine(format!("loading adapter {}: {e}", dir.display()))
+                })?;
                 set.set_train(false);
                 Some(set)
             }
@@ -127,7 +131,11 @@ impl ModelEngine {
             .iter()
             .map(|&i| self.prompt_ids(&reqs[i]))
             .collect::<Result<_>>()?;
-        let max_new = rows.iter().map(|&i| reqs[i].sampling.max_tokens).max().unwrap_or(1);
+        let max_new = rows
+            .iter()
+            .map(|&i| reqs[i].sampling.max_tokens)
+            .max()
+            .unwrap_or(1);
         let opts = self.options(&reqs[rows[0]], max_new);
         struct Row {
             ids: Vec<u32>,
@@ -164,9 +172,14 @@ impl ModelEngine {
                 Err(e) => row.decode_error = Some(e.to_string()),
             }
         };
-        let generations = medtune_model::generate(&self.loaded.model, &prompts, &opts, None, &mut callback)
-            .map_err(|e| Error::Engine(format!("generation: {e}")))?;
-        for ((mut row, gen), (&req_i, prompt)) in state.into_iter().zip(generations).zip(rows.iter().zip(&prompts)) {
+        let generations =
+            medtune_model::generate(&self.loaded.model, &prompts, &opts, None, &mut callback)
+                .map_err(|e| Error::Engine(format!("generation: {e}")))?;
+        for ((mut row, gen), (&req_i, prompt)) in state
+            .into_iter()
+            .zip(generations)
+            .zip(rows.iter().zip(&prompts))
+        {
             if let Some(e) = row.decode_error {
                 return Err(Error::Engine(format!("decoding tokens: {e}")));
             }
@@ -218,7 +231,10 @@ impl Engine for ModelEngine {
     ) -> Result<Vec<GenOutput>> {
         let mut groups: Vec<Vec<usize>> = Vec::new();
         for i in 0..reqs.len() {
-            match groups.iter_mut().find(|g| same_sampling(&reqs[g[0]], &reqs[i])) {
+            match groups
+                .iter_mut()
+                .find(|g| same_sampling(&reqs[g[0]], &reqs[i]))
+            {
                 Some(g) => g.push(i),
                 None => groups.push(vec![i]),
             }

@@ -55,11 +55,14 @@ mod request;
 mod routes;
 mod safety;
 mod safety_validator;
+mod server;
 mod state;
 mod stream_text;
 
 pub use config::{ServeConfig, ServeSettings};
-pub use engine::{ChatMessage, Engine, FinishReason, GenOutput, GenRequest, ModelInfo, Sampling, TokenFlow};
+pub use engine::{
+    ChatMessage, Engine, FinishReason, GenOutput, GenRequest, ModelInfo, Sampling, TokenFlow,
+};
 pub use engine_model::ModelEngine;
 pub use error::{ApiError, Error, Result};
 pub use metrics::Metrics;
@@ -68,31 +71,5 @@ pub use request::{parse_chat, parse_generate, ChatRequest, GenerateRequest, Requ
 pub use routes::app;
 pub use safety::{SafetyHook, SafetyReport, SafetyWarning, Triage};
 pub use safety_validator::ValidatorHook;
+pub use server::{run_blocking, serve, shutdown_signal};
 pub use state::AppState;
-
-use std::future::Future;
-
-/// Serves `state` on `listener` until `shutdown` resolves, then stops accepting connections,
-/// lets in-flight requests finish, closes the queue and waits for the worker.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    state: AppState,
-    worker: Worker,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<()> {
-    let addr = listener
-        .local_addr()
-        .map_or_else(|_| "?".to_string(), |a| a.to_string());
-    let served = axum::serve(listener, app(state.clone()))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(|source| Error::Io {
-            addr: addr.clone(),
-            source,
-        });
-    state.queue().close();
-    let joined = tokio::task::spawn_blocking(move || worker.join())
-        .await
-        .map_err(|e| Error::Engine(format!("worker join failed: {e}")))?;
-    served.and(joined)
-}

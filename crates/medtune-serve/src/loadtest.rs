@@ -256,6 +256,52 @@ pub async fn run(cfg: &LoadTestConfig) -> Result<LoadTestReport> {
     Ok(report)
 }
 
+async fn health_ok(addr: SocketAddr, authority: &str) -> bool {
+    let Ok(mut sender) = connect(addr).await else {
+        return false;
+    };
+    let Ok(request) = hyper::Request::get("/health")
+        .header("host", authority)
+        .body(Full::new(Bytes::new()))
+    else {
+        return false;
+    };
+    matches!(sender.send_request(request).await, Ok(r) if r.status().is_success())
+}
+
+/// Polls `GET /health` until it answers 200, or fails after `timeout`.
+pub async fn wait_ready(url: &str, timeout: Duration) -> Result<()> {
+    let (addr, authority) = loopback_addr(url)?;
+    let until = Instant::now() + timeout;
+    while Instant::now() < until {
+        if health_ok(addr, &authority).await {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Err(Error::LoadTest(format!(
+        "{url}/health did not answer 200 within {} s",
+        timeout.as_secs()
+    )))
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::LoadTest(format!("cannot start the async runtime: {e}")))
+}
+
+/// [`wait_ready`] on its own runtime.
+pub fn wait_ready_blocking(url: &str, timeout: Duration) -> Result<()> {
+    runtime()?.block_on(wait_ready(url, timeout))
+}
+
+/// [`run`] on its own runtime.
+pub fn run_blocking(cfg: &LoadTestConfig) -> Result<LoadTestReport> {
+    runtime()?.block_on(run(cfg))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -52,7 +52,11 @@ impl Histogram {
         for (bound, c) in self.bounds.iter().zip(&self.counts) {
             let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{bound}\"}} {c}");
         }
-        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {}", self.count);
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {}",
+            self.count
+        );
         let braces = if labels.is_empty() {
             String::new()
         } else {
@@ -173,13 +177,17 @@ impl Metrics {
                     escape(route)
                 );
             }
-            out.push_str("# HELP medtune_http_request_duration_seconds Time to response head, by route.\n");
+            out.push_str(
+                "# HELP medtune_http_request_duration_seconds Time to response head, by route.\n",
+            );
             out.push_str("# TYPE medtune_http_request_duration_seconds histogram\n");
             for (route, h) in &l.latency {
                 let labels = format!("route=\"{}\"", escape(route));
                 h.render(&mut out, "medtune_http_request_duration_seconds", &labels);
             }
-            out.push_str("# HELP medtune_generation_duration_seconds Time to generate one batch.\n");
+            out.push_str(
+                "# HELP medtune_generation_duration_seconds Time to generate one batch.\n",
+            );
             out.push_str("# TYPE medtune_generation_duration_seconds histogram\n");
             l.generation
                 .clone()
@@ -202,13 +210,36 @@ impl Metrics {
             }
         });
         let scalars = [
-            ("medtune_prompt_tokens_total", "counter", "Prompt tokens processed.", self.prompt_tokens.load(Ordering::Relaxed)),
-            ("medtune_generated_tokens_total", "counter", "Tokens generated.", self.generated_tokens.load(Ordering::Relaxed)),
-            ("medtune_emergency_escalations_total", "counter", "Questions answered with the emergency escalation message.", self.escalations.load(Ordering::Relaxed)),
-            ("medtune_queue_depth", "gauge", "Requests waiting for the generation worker.", self.queue_depth() as u64),
+            (
+                "medtune_prompt_tokens_total",
+                "counter",
+                "Prompt tokens processed.",
+                self.prompt_tokens.load(Ordering::Relaxed),
+            ),
+            (
+                "medtune_generated_tokens_total",
+                "counter",
+                "Tokens generated.",
+                self.generated_tokens.load(Ordering::Relaxed),
+            ),
+            (
+                "medtune_emergency_escalations_total",
+                "counter",
+                "Questions answered with the emergency escalation message.",
+                self.escalations.load(Ordering::Relaxed),
+            ),
+            (
+                "medtune_queue_depth",
+                "gauge",
+                "Requests waiting for the generation worker.",
+                self.queue_depth() as u64,
+            ),
         ];
         for (name, kind, help, value) in scalars {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+            );
         }
         out
     }
@@ -230,8 +261,12 @@ mod tests {
         let text = m.render();
         assert!(text.contains("medtune_http_requests_total{route=\"/generate\",status=\"200\"} 2"));
         assert!(text.contains("medtune_http_requests_total{route=\"/generate\",status=\"429\"} 1"));
-        assert!(text.contains("medtune_http_request_duration_seconds_bucket{route=\"/generate\",le=\"0.05\"} 2"));
-        assert!(text.contains("medtune_http_request_duration_seconds_bucket{route=\"/generate\",le=\"+Inf\"} 3"));
+        assert!(text.contains(
+            "medtune_http_request_duration_seconds_bucket{route=\"/generate\",le=\"0.05\"} 2"
+        ));
+        assert!(text.contains(
+            "medtune_http_request_duration_seconds_bucket{route=\"/generate\",le=\"+Inf\"} 3"
+        ));
         assert!(text.contains("medtune_http_request_duration_seconds_count{route=\"/generate\"} 3"));
         assert!(text.contains("medtune_safety_warnings_total{category=\"max_dose\"} 2"));
         assert!(text.contains("medtune_prompt_tokens_total 30"));

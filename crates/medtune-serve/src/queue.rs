@@ -143,7 +143,11 @@ impl Queue {
 
 /// Collects the next batch: blocks for the first job, then waits up to `window` for more.
 /// Returns `None` once the queue is closed and empty.
-fn next_batch(rx: &mpsc::Receiver<Job>, policy: BatchPolicy, metrics: &Metrics) -> Option<Vec<Job>> {
+fn next_batch(
+    rx: &mpsc::Receiver<Job>,
+    policy: BatchPolicy,
+    metrics: &Metrics,
+) -> Option<Vec<Job>> {
     let first = rx.recv().ok()?;
     metrics.queue_pop();
     let mut jobs = vec![first];
@@ -171,13 +175,20 @@ fn next_batch(rx: &mpsc::Receiver<Job>, policy: BatchPolicy, metrics: &Metrics) 
     Some(jobs)
 }
 
-fn run_worker(engine: &dyn Engine, rx: &mpsc::Receiver<Job>, policy: BatchPolicy, metrics: &Metrics) {
+fn run_worker(
+    engine: &dyn Engine,
+    rx: &mpsc::Receiver<Job>,
+    policy: BatchPolicy,
+    metrics: &Metrics,
+) {
     while let Some(mut jobs) = next_batch(rx, policy, metrics) {
         // Skip jobs nobody waits for any more.
         let now = Instant::now();
         jobs.retain(|job| {
             if now >= job.deadline {
-                let _ = job.events.send(Event::Done(Err("deadline passed in queue".into())));
+                let _ = job
+                    .events
+                    .send(Event::Done(Err("deadline passed in queue".into())));
                 false
             } else {
                 !job.events.is_closed()
@@ -196,7 +207,9 @@ fn generate(engine: &dyn Engine, jobs: &[Job], metrics: &Metrics) {
         let Some(job) = jobs.get(i) else {
             return TokenFlow::Stop;
         };
-        if Instant::now() >= job.deadline || job.events.send(Event::Token(piece.to_string())).is_err() {
+        if Instant::now() >= job.deadline
+            || job.events.send(Event::Token(piece.to_string())).is_err()
+        {
             TokenFlow::Stop
         } else {
             TokenFlow::Continue

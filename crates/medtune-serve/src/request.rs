@@ -114,9 +114,7 @@ fn number_in(
     let Some(v) = field(obj, name) else {
         return Ok(default);
     };
-    let x = v
-        .as_f64()
-        .ok_or_else(|| wrong_type(name, "a number", v))?;
+    let x = v.as_f64().ok_or_else(|| wrong_type(name, "a number", v))?;
     let above_lo = if lo_open { x > lo } else { x >= lo };
     if !(above_lo && x <= hi) {
         let open = if lo_open { "(" } else { "[" };
@@ -251,7 +249,11 @@ fn message_content(i: usize, v: Option<&Value>) -> Result<String, ApiError> {
             }
             Ok(text)
         }
-        Some(other) => Err(wrong_type(&name, "a string or an array of text parts", other)),
+        Some(other) => Err(wrong_type(
+            &name,
+            "a string or an array of text parts",
+            other,
+        )),
     }
 }
 
@@ -274,11 +276,9 @@ fn messages(obj: &Map<String, Value>) -> Result<Vec<ChatMessage>, ApiError> {
                 "system" | "developer" => "system",
                 "user" => "user",
                 "assistant" => "assistant",
-                other => {
-                    return Err(bad(format!(
-                        "field `messages[{i}].role`: unknown role {other:?} (system, user, assistant)"
-                    )))
-                }
+                other => return Err(bad(format!(
+                    "field `messages[{i}].role`: unknown role {other:?} (system, user, assistant)"
+                ))),
             },
             Some(v) => return Err(wrong_type(&format!("messages[{i}].role"), "a string", v)),
             None => return Err(bad(format!("field `messages[{i}].role` is required"))),
@@ -372,15 +372,25 @@ mod tests {
     fn errors_name_the_field() {
         let m = message_of(chat(json!({"messages": []})));
         assert!(m.contains("`messages` must not be empty"), "{m}");
-        let m = message_of(chat(json!({"messages": [{"role": "user", "content": "q"}], "temperature": "hot"})));
+        let m = message_of(chat(
+            json!({"messages": [{"role": "user", "content": "q"}], "temperature": "hot"}),
+        ));
         assert!(m.contains("`temperature`") && m.contains("a string"), "{m}");
-        let m = message_of(chat(json!({"messages": [{"role": "user", "content": "q"}], "max_tokens": 513})));
+        let m = message_of(chat(
+            json!({"messages": [{"role": "user", "content": "q"}], "max_tokens": 513}),
+        ));
         assert!(m.contains("`max_tokens`") && m.contains("1..=512"), "{m}");
-        let m = message_of(chat(json!({"messages": [{"role": "robot", "content": "q"}]})));
+        let m = message_of(chat(
+            json!({"messages": [{"role": "robot", "content": "q"}]}),
+        ));
         assert!(m.contains("messages[0].role"), "{m}");
-        let m = message_of(chat(json!({"messages": [{"role": "user", "content": "  "}]})));
+        let m = message_of(chat(
+            json!({"messages": [{"role": "user", "content": "  "}]}),
+        ));
         assert!(m.contains("empty"), "{m}");
-        let m = message_of(chat(json!({"messages": [{"role": "user", "content": "q"}], "stop": ["a","b","c","d","e"]})));
+        let m = message_of(chat(
+            json!({"messages": [{"role": "user", "content": "q"}], "stop": ["a","b","c","d","e"]}),
+        ));
         assert!(m.contains("at most 4"), "{m}");
         let m = message_of(parse_chat(b"{\"messages\": [", &LIMITS));
         assert!(m.starts_with("malformed JSON"), "{m}");
@@ -401,7 +411,10 @@ mod tests {
         assert!(m.contains("`question`"), "{m}");
         let m = message_of(parse_generate(b"{}", &LIMITS));
         assert!(m.contains("`question` is required"), "{m}");
-        let m = message_of(parse_generate(b"{\"question\": \"q\", \"max_length\": 1.5}", &LIMITS));
+        let m = message_of(parse_generate(
+            b"{\"question\": \"q\", \"max_length\": 1.5}",
+            &LIMITS,
+        ));
         assert!(m.contains("`max_length`"), "{m}");
     }
 

@@ -1,7 +1,8 @@
 //! [`ValidatorHook`]: the real [`SafetyHook`], `medtune-safety`'s validator.
 //!
-//! Triage runs `check_question`; when it says `replace` (an emergency, self-harm or misuse
-//! request) the server answers with its `final_text` and generates nothing. Every answer then
+//! Triage runs `check_question`; when it says `replace` (self-harm, misuse) or finds an
+//! emergency (risk level 3), the server answers with its `final_text` (the escalation message
+//! and disclaimer) at once and generates nothing. Every answer then
 //! goes through `check`. The patient context is the validator's `PatientContext` as JSON.
 
 use crate::safety::{SafetyHook, SafetyReport, SafetyWarning, Triage};
@@ -44,7 +45,11 @@ impl ValidatorHook {
                 message: w.message.clone(),
             })
             .collect();
-        let disclaimer = if r.final_text.trim_end().ends_with(self.disclaimer.trim_end()) {
+        let disclaimer = if r
+            .final_text
+            .trim_end()
+            .ends_with(self.disclaimer.trim_end())
+        {
             self.disclaimer.clone()
         } else {
             String::new()
@@ -59,7 +64,9 @@ impl ValidatorHook {
     }
 }
 
-fn context(value: Option<&serde_json::Value>) -> std::result::Result<Option<PatientContext>, String> {
+fn context(
+    value: Option<&serde_json::Value>,
+) -> std::result::Result<Option<PatientContext>, String> {
     match value {
         None => Ok(None),
         Some(serde_json::Value::String(s)) if s.trim().is_empty() => Ok(None),
@@ -80,9 +87,11 @@ impl SafetyHook for ValidatorHook {
     ) -> std::result::Result<Triage, String> {
         let ctx = context(patient_context)?;
         let report = self.validator.check_question(question, ctx.as_ref());
-        Ok(match report.action {
-            Action::Replace => Triage::Answer(self.convert(&report)),
-            Action::Pass | Action::Annotate => Triage::Proceed,
+        let emergency = report.risk_level >= medtune_safety::RISK_EMERGENCY;
+        Ok(if report.action == Action::Replace || emergency {
+            Triage::Answer(self.convert(&report))
+        } else {
+            Triage::Proceed
         })
     }
 
@@ -108,7 +117,10 @@ mod tests {
         match hook.triage("I have crushing chest pain and can't breathe", None) {
             Ok(Triage::Answer(r)) => {
                 assert_eq!(r.risk_level, 3);
-                assert!(r.warnings.iter().any(|w| w.category == "emergency"), "{r:?}");
+                assert!(
+                    r.warnings.iter().any(|w| w.category == "emergency"),
+                    "{r:?}"
+                );
                 assert!(!r.disclaimer.is_empty());
             }
             other => panic!("expected an escalation, got {other:?}"),
@@ -118,7 +130,10 @@ mod tests {
     #[test]
     fn ordinary_answer_gets_disclaimer() {
         let hook = ValidatorHook::new().expect("validator");
-        assert_eq!(hook.triage("What is hypertension?", None), Ok(Triage::Proceed));
+        assert_eq!(
+            hook.triage("What is hypertension?", None),
+            Ok(Triage::Proceed)
+        );
         let r = hook
             .check("What is hypertension?", "High blood pressure.", None)
             .expect("check");
@@ -131,7 +146,10 @@ mod tests {
         let hook = ValidatorHook::new().expect("validator");
         let err = hook.triage("q", Some(&json!({"age": "old"}))).unwrap_err();
         assert!(err.contains("patient_context"), "{err}");
-        let ok = hook.triage("q", Some(&json!({"age": 70, "medications": ["warfarin 5 mg daily"]})));
+        let ok = hook.triage(
+            "q",
+            Some(&json!({"age": 70, "medications": ["warfarin 5 mg daily"]})),
+        );
         assert!(ok.is_ok());
     }
 }

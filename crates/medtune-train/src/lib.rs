@@ -30,11 +30,14 @@
 
 pub mod audit;
 pub mod batch;
+pub mod bench;
 pub mod checkpoint;
 pub mod clip;
 pub mod config;
 mod error;
 pub mod log;
+pub mod lora_model;
+pub mod manifest;
 pub mod optim;
 pub mod plot;
 pub mod schedule;

@@ -32,7 +32,8 @@ const FONT_PATHS: &[&str] = &[
     "/usr/share/fonts/liberation/LiberationSans-Regular.ttf",
 ];
 
-fn ensure_font() -> Result<(), PlotError> {
+/// Registers the system font once per process (needed before drawing any text).
+pub fn ensure_font() -> Result<(), PlotError> {
     static FONT: OnceLock<bool> = OnceLock::new();
     let ok = *FONT.get_or_init(|| {
         for p in FONT_PATHS {

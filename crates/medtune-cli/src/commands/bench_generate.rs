@@ -21,6 +21,10 @@ pub struct BenchArgs {
 enum BenchCommand {
     /// Prompt and decode tokens/s of a model (CPU, batch 1, KV cache).
     Generate(BenchGenerateArgs),
+    /// Load test of the server: throughput, P50/P95/P99 latency, 429s, peak RSS.
+    Serve(crate::commands::bench_serve::BenchServeArgs),
+    /// LoRA/QLoRA training tokens/s and peak GPU memory on random weights of a real shape.
+    Train(crate::commands::bench_train::BenchTrainArgs),
 }
 
 #[derive(Args)]
@@ -46,11 +50,17 @@ struct BenchGenerateArgs {
 pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     match args.command {
         BenchCommand::Generate(a) => bench_generate(a),
+        BenchCommand::Serve(a) => crate::commands::bench_serve::run(a),
+        BenchCommand::Train(a) => crate::commands::bench_train::run(a),
     }
 }
 
 /// Seconds for one prefill of `prompt` and for `new_tokens` greedy decode steps.
-fn one_run(model: &medtune_model::DecoderLm, prompt: &[u32], new_tokens: usize) -> anyhow::Result<(f64, f64)> {
+fn one_run(
+    model: &medtune_model::DecoderLm,
+    prompt: &[u32],
+    new_tokens: usize,
+) -> anyhow::Result<(f64, f64)> {
     let dev = Device::Cpu;
     let mut cache = KvCache::new(model.layers().len());
     let ids = Tensor::new(prompt, &dev)?.unsqueeze(0)?;
@@ -70,7 +80,10 @@ fn one_run(model: &medtune_model::DecoderLm, prompt: &[u32], new_tokens: usize) 
 }
 
 fn bench_generate(a: BenchGenerateArgs) -> anyhow::Result<ExitCode> {
-    anyhow::ensure!(a.prompt_tokens > 0 && a.new_tokens > 0, "--prompt-tokens and --new-tokens must be > 0");
+    anyhow::ensure!(
+        a.prompt_tokens > 0 && a.new_tokens > 0,
+        "--prompt-tokens and --new-tokens must be > 0"
+    );
     let t_load = Instant::now();
     let m = load_model(&a.model, a.dtype.dtype())?;
     let load_s = t_load.elapsed().as_secs_f64();
@@ -92,7 +105,12 @@ fn bench_generate(a: BenchGenerateArgs) -> anyhow::Result<ExitCode> {
         best_decode = best_decode.min(d);
     }
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    println!("model           {} ({}, {} params)", a.model.display(), m.config.arch.model_type(), m.model.num_params());
+    println!(
+        "model           {} ({}, {} params)",
+        a.model.display(),
+        m.config.arch.model_type(),
+        m.model.num_params()
+    );
     println!("cpu threads     {threads}");
     println!("load            {load_s:.2} s");
     println!(

@@ -10,7 +10,9 @@ use medtune_data::prompt::PromptConfig;
 use medtune_data::readers::{read_source, Format, SourceConfig};
 use medtune_data::split::{split, Split, SplitConfig};
 use medtune_data::template::ChatTemplate;
-use medtune_data::tokenize::{tokenize_records, ExampleTokenizer, TokenizeConfig, Tokenizer, Truncation};
+use medtune_data::tokenize::{
+    tokenize_records, ExampleTokenizer, TokenizeConfig, Tokenizer, Truncation,
+};
 use medtune_data::DataConfig;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -61,10 +63,16 @@ struct BenchArgs {
     #[arg(long, default_value = "../shared/data")]
     data_dir: PathBuf,
     /// tokenizer.json used for the tokenization figure.
-    #[arg(long, default_value = "../shared/models/smollm2-135m-instruct/tokenizer.json")]
+    #[arg(
+        long,
+        default_value = "../shared/models/smollm2-135m-instruct/tokenizer.json"
+    )]
     tokenizer: PathBuf,
     /// Chat template: a built-in name, a .jinja file, or a tokenizer_config.json.
-    #[arg(long, default_value = "../shared/models/smollm2-135m-instruct/chat_template.jinja")]
+    #[arg(
+        long,
+        default_value = "../shared/models/smollm2-135m-instruct/chat_template.jinja"
+    )]
     template: String,
     /// EOS token for a .jinja template.
     #[arg(long, default_value = "<|im_end|>")]
@@ -84,30 +92,52 @@ pub fn run(args: DataArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn load_tokenizer(path: &Path) -> anyhow::Result<Tokenizer> {
-    Tokenizer::from_file(path).map_err(|e| anyhow::anyhow!("{e}")).with_context(|| format!("loading tokenizer {}", path.display()))
+    Tokenizer::from_file(path)
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .with_context(|| format!("loading tokenizer {}", path.display()))
 }
 
 fn run_prepare(a: PrepareArgs) -> anyhow::Result<ExitCode> {
-    let text = std::fs::read_to_string(&a.config).with_context(|| format!("reading {}", a.config.display()))?;
+    let text = std::fs::read_to_string(&a.config)
+        .with_context(|| format!("reading {}", a.config.display()))?;
     let mut cfg = DataConfig::from_toml_str(&text, &a.config.display().to_string())?;
-    let stem = a.config.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "dataset".into());
+    let stem = a
+        .config
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "dataset".into());
     let name = cfg.name.clone().unwrap_or(stem);
     cfg.name = Some(name.clone());
-    let tok_path = a.tokenizer.clone().or_else(|| cfg.tokenizer.as_ref().map(|p| a.config.parent().unwrap_or(Path::new(".")).join(p)));
+    let tok_path = a.tokenizer.clone().or_else(|| {
+        cfg.tokenizer
+            .as_ref()
+            .map(|p| a.config.parent().unwrap_or(Path::new(".")).join(p))
+    });
     let tokenizer = tok_path.as_deref().map(load_tokenizer).transpose()?;
-    let counter = tokenizer.as_ref().map(|t| move |s: &str| t.encode(s, false).map(|e| e.len()).unwrap_or(0));
-    let out = a.out.unwrap_or_else(|| PathBuf::from("runs/data").join(&name));
+    let counter = tokenizer
+        .as_ref()
+        .map(|t| move |s: &str| t.encode(s, false).map(|e| e.len()).unwrap_or(0));
+    let out = a
+        .out
+        .unwrap_or_else(|| PathBuf::from("runs/data").join(&name));
     let started = Instant::now();
     let opts = PrepareOptions {
         data_dir: &a.data_dir,
         out_dir: Some(&out),
         strict: a.strict,
         config_text: Some(&text),
-        tokens: counter.as_ref().map(|c| c as &(dyn Fn(&str) -> usize + Sync)),
+        tokens: counter
+            .as_ref()
+            .map(|c| c as &(dyn Fn(&str) -> usize + Sync)),
         dose_rules: &BuiltinDoseTable,
     };
     let p = prepare(&cfg, &opts).with_context(|| format!("preparing dataset `{name}`"))?;
-    let counts: Vec<String> = p.manifest.counts.iter().map(|(s, n)| format!("{} {n}", s.name())).collect();
+    let counts: Vec<String> = p
+        .manifest
+        .counts
+        .iter()
+        .map(|(s, n)| format!("{} {n}", s.name()))
+        .collect();
     let dropped: usize = p.manifest.dropped_by_reason.values().sum();
     let problems: usize = p.cleaning.readers.values().map(|r| r.problems_total).sum();
     eprintln!(
@@ -123,7 +153,8 @@ fn run_prepare(a: PrepareArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> anyhow::Result<T> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
 }
 
@@ -137,11 +168,28 @@ fn table(header: &[&str], rows: &[Vec<String>]) {
         }
     }
     let line = |cells: Vec<&str>| {
-        let parts: Vec<String> = cells.iter().enumerate().map(|(i, c)| if i == 0 { format!("{c:<0$}", w[i]) } else { format!("{c:>0$}", w[i]) }).collect();
+        let parts: Vec<String> = cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                if i == 0 {
+                    format!("{c:<0$}", w[i])
+                } else {
+                    format!("{c:>0$}", w[i])
+                }
+            })
+            .collect();
         println!("  {}", parts.join("  "));
     };
     line(header.to_vec());
-    line(w.iter().map(|&n| "-".repeat(n)).collect::<Vec<_>>().iter().map(String::as_str).collect());
+    line(
+        w.iter()
+            .map(|&n| "-".repeat(n))
+            .collect::<Vec<_>>()
+            .iter()
+            .map(String::as_str)
+            .collect(),
+    );
     for r in rows {
         line(r.iter().map(String::as_str).collect());
     }
@@ -151,7 +199,13 @@ fn run_stats(dir: &Path) -> anyhow::Result<ExitCode> {
     let manifest: Manifest = read_json(&dir.join("manifest.json"))?;
     let stats: StatsFile = read_json(&dir.join("stats.json"))?;
     let cleaning: serde_json::Value = read_json(&dir.join("cleaning_report.json"))?;
-    println!("dataset `{}` (seed {}, {} input files, {} records read)", manifest.name, manifest.seed, manifest.inputs.len(), manifest.records_read);
+    println!(
+        "dataset `{}` (seed {}, {} input files, {} records read)",
+        manifest.name,
+        manifest.seed,
+        manifest.inputs.len(),
+        manifest.records_read
+    );
     println!("\nsplits");
     let rows: Vec<Vec<String>> = stats
         .splits
@@ -168,7 +222,18 @@ fn run_stats(dir: &Path) -> anyhow::Result<ExitCode> {
             ]
         })
         .collect();
-    table(&["split", "records", "synthetic", "q chars (mean)", "a chars (mean)", "a chars (median)", "a chars (max)"], &rows);
+    table(
+        &[
+            "split",
+            "records",
+            "synthetic",
+            "q chars (mean)",
+            "a chars (mean)",
+            "a chars (median)",
+            "a chars (max)",
+        ],
+        &rows,
+    );
     // specialty × label, one column per split.
     let splits: Vec<Split> = stats.splits.keys().copied().collect();
     let mut keys: std::collections::BTreeSet<(String, String)> = Default::default();
@@ -184,7 +249,15 @@ fn run_stats(dir: &Path) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|(sp, l)| {
             let mut row = vec![format!("{sp} / {l}")];
-            row.extend(splits.iter().map(|s| stats.splits[s].by_specialty_label.get(sp).and_then(|m| m.get(l)).copied().unwrap_or(0).to_string()));
+            row.extend(splits.iter().map(|s| {
+                stats.splits[s]
+                    .by_specialty_label
+                    .get(sp)
+                    .and_then(|m| m.get(l))
+                    .copied()
+                    .unwrap_or(0)
+                    .to_string()
+            }));
             row
         })
         .collect();
@@ -194,10 +267,19 @@ fn run_stats(dir: &Path) -> anyhow::Result<ExitCode> {
     if let Some(train) = stats.splits.get(&Split::Train) {
         println!("\nanswer length histogram, train (characters)");
         let h = &train.answer_chars;
-        let rows: Vec<Vec<String>> = h.counts.iter().enumerate().filter(|(_, c)| **c > 0).map(|(i, c)| vec![format!("< {}", h.upper_bounds[i]), c.to_string()]).collect();
+        let rows: Vec<Vec<String>> = h
+            .counts
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| **c > 0)
+            .map(|(i, c)| vec![format!("< {}", h.upper_bounds[i]), c.to_string()])
+            .collect();
         table(&["chars", "records"], &rows);
         if let Some(t) = &train.answer_tokens {
-            println!("\nanswer tokens, train: mean {:.0}, median {}, max {}", t.mean, t.median, t.max);
+            println!(
+                "\nanswer tokens, train: mean {:.0}, median {}, max {}",
+                t.mean, t.median, t.max
+            );
         }
     }
     let l = &stats.leakage;
@@ -206,25 +288,61 @@ fn run_stats(dir: &Path) -> anyhow::Result<ExitCode> {
         &["check", "value"],
         &[
             vec!["near-duplicate pairs".into(), l.near_dup_pairs.to_string()],
-            vec!["groups (largest)".into(), format!("{} ({})", l.groups, l.largest_group)],
-            vec!["pairs crossing splits".into(), l.near_dup_pairs_crossing.to_string()],
-            vec!["groups crossing splits".into(), l.groups_crossing.to_string()],
-            vec!["random split: pairs crossing".into(), l.random_split_near_dup_pairs_crossing.to_string()],
-            vec!["random split: groups crossing".into(), l.random_split_groups_crossing.to_string()],
+            vec![
+                "groups (largest)".into(),
+                format!("{} ({})", l.groups, l.largest_group),
+            ],
+            vec![
+                "pairs crossing splits".into(),
+                l.near_dup_pairs_crossing.to_string(),
+            ],
+            vec![
+                "groups crossing splits".into(),
+                l.groups_crossing.to_string(),
+            ],
+            vec![
+                "random split: pairs crossing".into(),
+                l.random_split_near_dup_pairs_crossing.to_string(),
+            ],
+            vec![
+                "random split: groups crossing".into(),
+                l.random_split_groups_crossing.to_string(),
+            ],
         ],
     );
     println!("\ndropped by reason");
-    let rows: Vec<Vec<String>> = manifest.dropped_by_reason.iter().map(|(k, v)| vec![k.clone(), v.to_string()]).collect();
+    let rows: Vec<Vec<String>> = manifest
+        .dropped_by_reason
+        .iter()
+        .map(|(k, v)| vec![k.clone(), v.to_string()])
+        .collect();
     table(&["reason", "records"], &rows);
     if let Some(readers) = cleaning.get("readers").and_then(|r| r.as_object()) {
         for (name, r) in readers {
-            for p in r.get("problems").and_then(|p| p.as_array()).into_iter().flatten().take(5) {
-                println!("  {name}: {}:{}: {}", p["path"].as_str().unwrap_or(""), p["line"], p["message"].as_str().unwrap_or(""));
+            for p in r
+                .get("problems")
+                .and_then(|p| p.as_array())
+                .into_iter()
+                .flatten()
+                .take(5)
+            {
+                println!(
+                    "  {name}: {}:{}: {}",
+                    p["path"].as_str().unwrap_or(""),
+                    p["line"],
+                    p["message"].as_str().unwrap_or("")
+                );
             }
         }
     }
     if stats.augment.generated > 0 || !stats.augment.oversampled.is_empty() {
-        println!("\naugmentation: mode {:?}, {} generated, {} rejected, oversampled {:?}", stats.augment.mode, stats.augment.generated, stats.augment.rejected.len(), stats.augment.oversampled);
+        println!(
+            "\naugmentation: mode {:?}, {} generated, {} rejected, oversampled {:?}",
+            stats.augment.mode,
+            stats.augment.generated,
+            stats.augment.rejected.len(),
+            stats.augment.oversampled
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -245,7 +363,14 @@ fn load_template(spec: &str, eos: &str) -> anyhow::Result<ChatTemplate> {
 fn run_bench(a: BenchArgs) -> anyhow::Result<ExitCode> {
     let threads = rayon_threads();
     println!("medtune data bench ({threads} threads)");
-    let src = SourceConfig { format: Format::Medquad, path: "medquad".into(), name: None, columns: Default::default(), has_header: None, test_ids: None };
+    let src = SourceConfig {
+        format: Format::Medquad,
+        path: "medquad".into(),
+        name: None,
+        columns: Default::default(),
+        has_header: None,
+        test_ids: None,
+    };
     let t0 = Instant::now();
     let read = read_source(&src, &a.data_dir, false)?;
     let t_read = t0.elapsed().as_secs_f64();
@@ -257,7 +382,12 @@ fn run_bench(a: BenchArgs) -> anyhow::Result<ExitCode> {
     let (_, rep) = split(&records, &SplitConfig::default(), 42)?;
     let t_split = t2.elapsed().as_secs_f64();
     let total = t_read + t_clean + t_split;
-    println!("  MedQuAD: {} files, {n_read} pairs read, {} after cleaning, {} near-duplicate pairs", read.files.len(), records.len(), rep.near_dup_pairs);
+    println!(
+        "  MedQuAD: {} files, {n_read} pairs read, {} after cleaning, {} near-duplicate pairs",
+        read.files.len(),
+        records.len(),
+        rep.near_dup_pairs
+    );
     table(
         &["stage", "seconds"],
         &[
@@ -269,7 +399,14 @@ fn run_bench(a: BenchArgs) -> anyhow::Result<ExitCode> {
     );
     let tokenizer = load_tokenizer(&a.tokenizer)?;
     let template = load_template(&a.template, &a.eos)?;
-    let tok = ExampleTokenizer::new(tokenizer, template, TokenizeConfig { max_len: a.max_len, truncation: Truncation::TruncatePromptLeft })?;
+    let tok = ExampleTokenizer::new(
+        tokenizer,
+        template,
+        TokenizeConfig {
+            max_len: a.max_len,
+            truncation: Truncation::TruncatePromptLeft,
+        },
+    )?;
     let prompt = PromptConfig::default();
     let t3 = Instant::now();
     let out = tokenize_records(&tok, &records, &prompt);
@@ -283,7 +420,10 @@ fn run_bench(a: BenchArgs) -> anyhow::Result<ExitCode> {
         }
     }
     if records.is_empty() || secs <= 0.0 {
-        bail!("no MedQuAD records to tokenize under {}", a.data_dir.display());
+        bail!(
+            "no MedQuAD records to tokenize under {}",
+            a.data_dir.display()
+        );
     }
     println!(
         "  tokenization ({}, max_len {}): {} examples in {secs:.2} s = {:.0} examples/s, {:.0} tokens/s ({kept} kept)",
@@ -297,5 +437,7 @@ fn run_bench(a: BenchArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn rayon_threads() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
 }

@@ -88,8 +88,8 @@ fn write_atomic(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
         .file_name()
         .with_context(|| format!("{} is not a file path", path.display()))?;
     let tmp = path.with_file_name(format!(".{}.tmp", name.to_string_lossy()));
-    let mut f = std::fs::File::create(&tmp)
-        .with_context(|| format!("cannot create {}", tmp.display()))?;
+    let mut f =
+        std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
     f.write_all(contents)
         .and_then(|()| f.sync_all())
         .with_context(|| format!("cannot write {}", tmp.display()))?;
@@ -99,12 +99,27 @@ fn write_atomic(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
 
 fn print_summary(s: &Summary) {
     let pct = s.confidence * 100.0;
-    eprintln!("{} pairs; {pct:.0}% bootstrap CIs ({} resamples, seed {})", s.n, s.resamples, s.seed);
-    eprintln!("  {:<26} {:>10} {:>10} {:>10}", "figure", "value", "low", "high");
+    eprintln!(
+        "{} pairs; {pct:.0}% bootstrap CIs ({} resamples, seed {})",
+        s.n, s.resamples, s.seed
+    );
+    eprintln!(
+        "  {:<26} {:>10} {:>10} {:>10}",
+        "figure", "value", "low", "high"
+    );
     let c = &s.corpus_bleu;
-    eprintln!("  {:<26} {:>10.4} {:>10.4} {:>10.4}", "corpus_bleu", c.value, c.low, c.high);
+    eprintln!(
+        "  {:<26} {:>10.4} {:>10.4} {:>10.4}",
+        "corpus_bleu", c.value, c.low, c.high
+    );
     for (k, i) in &s.means {
-        eprintln!("  {:<26} {:>10.4} {:>10.4} {:>10.4}", format!("mean {k}"), i.value, i.low, i.high);
+        eprintln!(
+            "  {:<26} {:>10.4} {:>10.4} {:>10.4}",
+            format!("mean {k}"),
+            i.value,
+            i.low,
+            i.high
+        );
     }
 }
 

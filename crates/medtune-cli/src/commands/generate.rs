@@ -89,7 +89,11 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<ExitCode> {
         }
         ids.push(id);
         match tok.detokenize(&ids) {
-            Ok(text) if text.len() > printed && text.is_char_boundary(printed) && !text.ends_with('\u{FFFD}') => {
+            Ok(text)
+                if text.len() > printed
+                    && text.is_char_boundary(printed)
+                    && !text.ends_with('\u{FFFD}') =>
+            {
                 let _ = write!(stdout, "{}", &text[printed..]);
                 let _ = stdout.flush();
                 printed = text.len();
@@ -98,7 +102,8 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<ExitCode> {
             Err(e) => stream_err = Some(e),
         }
     };
-    let out = generate(&m.model, &[prompt], &opts, Some(tok), &mut on_token).context("generating")?;
+    let out =
+        generate(&m.model, &[prompt], &opts, Some(tok), &mut on_token).context("generating")?;
     if let Some(e) = stream_err {
         return Err(e).context("decoding streamed tokens");
     }
@@ -108,6 +113,10 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<ExitCode> {
         print!("{}", &text[printed..]);
     }
     println!();
-    eprintln!("[{} new tokens, finish: {:?}]", out[0].tokens.len(), out[0].finish);
+    eprintln!(
+        "[{} new tokens, finish: {:?}]",
+        out[0].tokens.len(),
+        out[0].finish
+    );
     Ok(ExitCode::SUCCESS)
 }

@@ -21,6 +21,8 @@ enum ModelCommand {
     Logits(LogitsArgs),
     /// Print architecture, sizes, storage types and parameter count.
     Inspect(InspectArgs),
+    /// Loss and LoRA gradients of a stored batch (`grad.<PEFT key>`), for conformance checks.
+    LoraGrads(super::lora_grads::LoraGradsArgs),
 }
 
 /// Compute dtype choice on the command line.
@@ -57,6 +59,12 @@ struct LogitsArgs {
     /// Compute dtype.
     #[arg(long, value_enum, default_value = "f32")]
     dtype: ComputeDtype,
+    /// PEFT adapter folder to apply (inference mode: no dropout).
+    #[arg(long)]
+    adapter: Option<PathBuf>,
+    /// Quantize the base to NF4 after loading (QLoRA's frozen base).
+    #[arg(long, value_enum)]
+    quant: Option<super::lora_grads::Quant>,
 }
 
 #[derive(Args)]
@@ -70,6 +78,7 @@ pub fn run(args: ModelArgs) -> anyhow::Result<ExitCode> {
     match args.command {
         ModelCommand::Logits(a) => logits(a),
         ModelCommand::Inspect(a) => inspect(a),
+        ModelCommand::LoraGrads(a) => super::lora_grads::run(a),
     }
 }
 
@@ -86,7 +95,11 @@ pub fn load_model(path: &Path, dtype: DType) -> anyhow::Result<LoadedModel> {
 }
 
 fn logits(a: LogitsArgs) -> anyhow::Result<ExitCode> {
-    let m = load_model(&a.model, a.dtype.dtype())?;
+    let (m, adapter) =
+        super::lora_grads::load_adapted(&a.model, a.dtype, a.quant, a.adapter.as_deref())?;
+    if let Some(set) = &adapter {
+        set.set_train(false);
+    }
     let inputs: HashMap<String, Tensor> = candle_core::safetensors::load(&a.input, &Device::Cpu)
         .with_context(|| format!("reading {}", a.input.display()))?;
     let ids = inputs
@@ -103,7 +116,8 @@ fn logits(a: LogitsArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("running the model on {}", a.input.display()))?;
     let mut out = BTreeMap::new();
     if let Some(labels) = inputs.get("labels") {
-        let loss = causal_lm_loss(&logits, labels).with_context(|| format!("{}: labels", a.input.display()))?;
+        let loss = causal_lm_loss(&logits, labels)
+            .with_context(|| format!("{}: labels", a.input.display()))?;
         eprintln!("loss {:.6}", loss.to_scalar::<f32>()?);
         out.insert("loss".to_string(), loss);
     }
@@ -114,16 +128,28 @@ fn logits(a: LogitsArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Writes tensors to `path` through a temp file in the same folder, then renames it.
-pub fn write_safetensors_atomic(tensors: &BTreeMap<String, Tensor>, path: &Path) -> anyhow::Result<()> {
+pub fn write_safetensors_atomic(
+    tensors: &BTreeMap<String, Tensor>,
+    path: &Path,
+) -> anyhow::Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
     };
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let name = path.file_name().with_context(|| format!("{}: not a file path", path.display()))?;
-    let tmp = dir.join(format!(".{}.{}.tmp", name.to_string_lossy(), std::process::id()));
-    candle_core::safetensors::save(tensors, &tmp).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
+    let name = path
+        .file_name()
+        .with_context(|| format!("{}: not a file path", path.display()))?;
+    let tmp = dir.join(format!(
+        ".{}.{}.tmp",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let map: HashMap<&String, Tensor> = tensors.iter().map(|(k, v)| (k, v.clone())).collect();
+    candle_core::safetensors::save(&map, &tmp)
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path)
+        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
     Ok(())
 }
 
@@ -140,13 +166,19 @@ fn inspect(a: InspectArgs) -> anyhow::Result<ExitCode> {
     println!("layers        {}", c.num_layers);
     println!("hidden        {}", c.hidden_size);
     println!("intermediate  {}", c.intermediate_size);
-    println!("heads         {} (kv {}), head_dim {}", c.num_heads, c.num_kv_heads, c.head_dim);
+    println!(
+        "heads         {} (kv {}), head_dim {}",
+        c.num_heads, c.num_kv_heads, c.head_dim
+    );
     println!("vocab         {}", c.vocab_size);
     println!("context       {}", c.max_position_embeddings);
     println!("norm          {:?} eps {:e}", c.norm, c.norm_eps);
     println!("activation    {:?}", c.activation);
     match &c.rope {
-        Some(r) => println!("rope          theta {} rotary_dim {} scaling {:?}", r.theta, r.rotary_dim, r.scaling),
+        Some(r) => println!(
+            "rope          theta {} rotary_dim {} scaling {:?}",
+            r.theta, r.rotary_dim, r.scaling
+        ),
         None => println!("positions     learned"),
     }
     if let Some(w) = c.sliding_window {
@@ -167,7 +199,21 @@ fn inspect(a: InspectArgs) -> anyhow::Result<ExitCode> {
     println!("tensors       {}", m.tensor_infos.len());
     println!("parameters    {}", m.model.num_params());
     println!("eos ids       {:?}", m.eos_token_ids);
-    println!("tokenizer     {}", if m.tokenizer.is_some() { "tokenizer.json" } else { "none" });
-    println!("chat template {}", if m.chat_template.is_some() { "yes" } else { "no" });
+    println!(
+        "tokenizer     {}",
+        if m.tokenizer.is_some() {
+            "tokenizer.json"
+        } else {
+            "none"
+        }
+    );
+    println!(
+        "chat template {}",
+        if m.chat_template.is_some() {
+            "yes"
+        } else {
+            "no"
+        }
+    );
     Ok(ExitCode::SUCCESS)
 }

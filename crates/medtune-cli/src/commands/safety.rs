@@ -87,7 +87,8 @@ pub fn run(args: SafetyArgs) -> anyhow::Result<ExitCode> {
 fn validator(tables: Option<&Path>) -> anyhow::Result<Validator> {
     let mut config = Config::default();
     if let Some(dir) = tables {
-        config.tables = TableTexts::from_dir(dir).with_context(|| format!("reading tables from {}", dir.display()))?;
+        config.tables = TableTexts::from_dir(dir)
+            .with_context(|| format!("reading tables from {}", dir.display()))?;
     }
     Validator::new(config).context("building the safety validator")
 }
@@ -104,8 +105,12 @@ fn check(a: CheckArgs) -> anyhow::Result<ExitCode> {
     let question = a.question.unwrap_or_default();
     let context = match &a.context {
         Some(p) => {
-            let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
-            Some(serde_json::from_str::<PatientContext>(&text).with_context(|| format!("{}: invalid patient context", p.display()))?)
+            let text =
+                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            Some(
+                serde_json::from_str::<PatientContext>(&text)
+                    .with_context(|| format!("{}: invalid patient context", p.display()))?,
+            )
         }
         None => None,
     };
@@ -120,7 +125,11 @@ fn check(a: CheckArgs) -> anyhow::Result<ExitCode> {
     } else {
         write_table(&mut out, &report)?;
     }
-    Ok(if gate_fails(&report) { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if gate_fails(&report) {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn run_batch(v: &Validator, path: &Path, out: Option<&Path>) -> anyhow::Result<ExitCode> {
@@ -132,8 +141,13 @@ fn run_batch(v: &Validator, path: &Path, out: Option<&Path>) -> anyhow::Result<E
         if line.trim().is_empty() {
             continue;
         }
-        let item: BatchItem = serde_json::from_str(&line)
-            .with_context(|| format!("{}:{}: expected {{\"question\", \"answer\"?, \"context\"?}}", path.display(), i + 1))?;
+        let item: BatchItem = serde_json::from_str(&line).with_context(|| {
+            format!(
+                "{}:{}: expected {{\"question\", \"answer\"?, \"context\"?}}",
+                path.display(),
+                i + 1
+            )
+        })?;
         let r = match &item.answer {
             Some(ans) => v.check(&item.question, ans, item.context.as_ref()),
             None => v.check_question(&item.question, item.context.as_ref()),
@@ -147,23 +161,45 @@ fn run_batch(v: &Validator, path: &Path, out: Option<&Path>) -> anyhow::Result<E
         Some(p) => write_atomic(p, body.as_bytes())?,
         None => std::io::stdout().lock().write_all(body.as_bytes())?,
     }
-    eprintln!("checked {} items; {failed} emergency or replaced", lines.len());
-    Ok(if failed > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    eprintln!(
+        "checked {} items; {failed} emergency or replaced",
+        lines.len()
+    );
+    Ok(if failed > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// Writes to a temporary file beside `path`, then renames it into place.
 fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().with_context(|| format!("{}: not a file path", path.display()))?;
-    let tmp = dir.join(format!(".{}.tmp{}", name.to_string_lossy(), std::process::id()));
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .with_context(|| format!("{}: not a file path", path.display()))?;
+    let tmp = dir.join(format!(
+        ".{}.tmp{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
     std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
+    std::fs::rename(&tmp, path)
+        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
     Ok(())
 }
 
 fn write_table(out: &mut impl Write, r: &SafetyReport) -> anyhow::Result<()> {
     let action = serde_json::to_value(r.action)?;
-    writeln!(out, "risk_level: {}   action: {}", r.risk_level, action.as_str().unwrap_or_default())?;
+    writeln!(
+        out,
+        "risk_level: {}   action: {}",
+        r.risk_level,
+        action.as_str().unwrap_or_default()
+    )?;
     if let Some(m) = r.mme_per_day {
         writeln!(out, "opioid MME/day: {m:.1}")?;
     }
@@ -171,10 +207,18 @@ fn write_table(out: &mut impl Write, r: &SafetyReport) -> anyhow::Result<()> {
         writeln!(out, "daily total: {} {:.1} mg/day", t.generic, t.mg_per_day)?;
     }
     if !r.warnings.is_empty() {
-        writeln!(out, "\n{:<4} {:<15} {:<28} {:<24} {:<20}", "risk", "category", "subcategory", "source", "evidence")?;
+        writeln!(
+            out,
+            "\n{:<4} {:<15} {:<28} {:<24} {:<20}",
+            "risk", "category", "subcategory", "source", "evidence"
+        )?;
         for w in &r.warnings {
             let cat = serde_json::to_value(w.category)?;
-            let ev = w.evidence.as_ref().map(|e| format!("{:?}", e.text)).unwrap_or_default();
+            let ev = w
+                .evidence
+                .as_ref()
+                .map(|e| format!("{:?}", e.text))
+                .unwrap_or_default();
             writeln!(
                 out,
                 "{:<4} {:<15} {:<28} {:<24} {:<20}",
@@ -184,7 +228,12 @@ fn write_table(out: &mut impl Write, r: &SafetyReport) -> anyhow::Result<()> {
                 w.source_row_id,
                 ev
             )?;
-            writeln!(out, "     {}{}", if w.verified { "" } else { "[unverified] " }, w.message)?;
+            writeln!(
+                out,
+                "     {}{}",
+                if w.verified { "" } else { "[unverified] " },
+                w.message
+            )?;
         }
     }
     writeln!(out, "\n--- final text ---\n{}", r.final_text)?;
@@ -234,4 +283,68 @@ fn bench(b: BenchArgs) -> anyhow::Result<ExitCode> {
         risk_sum as f64 / b.n as f64
     );
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v() -> Validator {
+        validator(None).expect("validator")
+    }
+
+    #[test]
+    fn batch_writes_one_report_per_line_and_fails_the_gate_on_emergencies() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let input = dir.path().join("in.jsonl");
+        let out = dir.path().join("out.jsonl");
+        std::fs::write(
+            &input,
+            concat!(
+                "{\"question\":\"How much oxycodone?\",\"answer\":\"Oxycodone 10 mg q6h\"}\n",
+                "\n",
+                "{\"question\":\"I have crushing chest pain and sweating\"}\n",
+                "{\"question\":\"Is Cialis ok?\",\"answer\":\"Yes\",\"context\":{\"medications\":[\"nitroglycerin\"]}}\n",
+            ),
+        )
+        .expect("write");
+        let code = run_batch(&v(), &input, Some(&out)).expect("batch runs");
+        assert_eq!(code, ExitCode::from(1));
+        let text = std::fs::read_to_string(&out).expect("output");
+        let reports: Vec<SafetyReport> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("report line"))
+            .collect();
+        assert_eq!(reports.len(), 3);
+        assert_eq!(reports[0].mme_per_day, Some(60.0));
+        assert_eq!(reports[1].risk_level, 3);
+        assert!(reports[2].warnings.iter().any(|w| w.source_row_id == "A8"));
+        // No temporary file is left behind.
+        assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 2);
+    }
+
+    #[test]
+    fn batch_error_names_file_and_line() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let input = dir.path().join("bad.jsonl");
+        std::fs::write(&input, "{\"question\":\"ok\"}\n{\"question\": 3}\n").expect("write");
+        let err = run_batch(&v(), &input, None).expect_err("bad line");
+        let msg = format!("{err:#}");
+        assert!(msg.contains("bad.jsonl:2"), "{msg}");
+    }
+
+    #[test]
+    fn table_lists_warnings_and_final_text() {
+        let r = v().check("", "Take 6 g acetaminophen a day.", None);
+        let mut buf = Vec::new();
+        write_table(&mut buf, &r).expect("table");
+        let s = String::from_utf8(buf).expect("utf8");
+        assert!(s.starts_with("risk_level: 2   action: annotate"), "{s}");
+        assert!(
+            s.contains("max_dose") && s.contains("max_daily_doses.csv:"),
+            "{s}"
+        );
+        assert!(s.contains("--- final text ---"));
+        assert!(!gate_fails(&r));
+    }
 }

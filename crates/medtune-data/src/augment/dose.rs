@@ -60,10 +60,30 @@ struct Limit {
 }
 
 const LIMITS: &[Limit] = &[
-    Limit { drug: "hydromorphone", route: Route::Iv, max_single_mg: Some(1.0), mme_factor: None },
-    Limit { drug: "morphine", route: Route::Oral, max_single_mg: None, mme_factor: Some(1.0) },
-    Limit { drug: "hydrocodone", route: Route::Oral, max_single_mg: None, mme_factor: Some(1.0) },
-    Limit { drug: "oxycodone", route: Route::Oral, max_single_mg: None, mme_factor: Some(1.5) },
+    Limit {
+        drug: "hydromorphone",
+        route: Route::Iv,
+        max_single_mg: Some(1.0),
+        mme_factor: None,
+    },
+    Limit {
+        drug: "morphine",
+        route: Route::Oral,
+        max_single_mg: None,
+        mme_factor: Some(1.0),
+    },
+    Limit {
+        drug: "hydrocodone",
+        route: Route::Oral,
+        max_single_mg: None,
+        mme_factor: Some(1.0),
+    },
+    Limit {
+        drug: "oxycodone",
+        route: Route::Oral,
+        max_single_mg: None,
+        mme_factor: Some(1.5),
+    },
 ];
 
 /// MME/day below which generated oral regimens must stay.
@@ -87,25 +107,52 @@ impl DoseRules for BuiltinDoseTable {
         let limit = LIMITS
             .iter()
             .find(|l| l.drug == d.drug && l.route == d.route)
-            .ok_or_else(|| format!("no limit known for {} ({:?}): not allowed in synthetic data", d.drug, d.route))?;
-        if !(d.amount_mg > 0.0) {
-            return Err(format!("{}: dose must be positive, got {} mg", d.drug, d.amount_mg));
+            .ok_or_else(|| {
+                format!(
+                    "no limit known for {} ({:?}): not allowed in synthetic data",
+                    d.drug, d.route
+                )
+            })?;
+        if d.amount_mg.is_nan() || d.amount_mg <= 0.0 {
+            return Err(format!(
+                "{}: dose must be positive, got {} mg",
+                d.drug, d.amount_mg
+            ));
         }
         if let Some(max) = limit.max_single_mg {
             if d.amount_mg > max {
-                return Err(format!("{} {:?} {} mg exceeds the {max} mg single-dose limit", d.drug, d.route, d.amount_mg));
+                return Err(format!(
+                    "{} {:?} {} mg exceeds the {max} mg single-dose limit",
+                    d.drug, d.route, d.amount_mg
+                ));
             }
         }
         if let Some(f) = limit.mme_factor {
-            let every = d.every_hours.filter(|h| *h > 0.0).ok_or_else(|| format!("{}: oral regimen needs a dosing interval", d.drug))?;
+            let every = d
+                .every_hours
+                .filter(|h| *h > 0.0)
+                .ok_or_else(|| format!("{}: oral regimen needs a dosing interval", d.drug))?;
             let mme = mme_per_day(d.amount_mg, every, f);
             if mme >= MAX_MME_PER_DAY {
-                return Err(format!("{} {} mg every {every} h is {mme} MME/day, not below {MAX_MME_PER_DAY}", d.drug, d.amount_mg));
+                return Err(format!(
+                    "{} {} mg every {every} h is {mme} MME/day, not below {MAX_MME_PER_DAY}",
+                    d.drug, d.amount_mg
+                ));
             }
-            let max_days = if d.acute { MAX_ACUTE_SUPPLY_DAYS } else { MAX_CHRONIC_SUPPLY_DAYS };
-            let days = d.supply_days.ok_or_else(|| format!("{}: oral regimen needs a supply length", d.drug))?;
+            let max_days = if d.acute {
+                MAX_ACUTE_SUPPLY_DAYS
+            } else {
+                MAX_CHRONIC_SUPPLY_DAYS
+            };
+            let days = d
+                .supply_days
+                .ok_or_else(|| format!("{}: oral regimen needs a supply length", d.drug))?;
             if days > max_days {
-                return Err(format!("{} supply of {days} days exceeds {max_days} days for {} pain", d.drug, if d.acute { "acute" } else { "chronic" }));
+                return Err(format!(
+                    "{} supply of {days} days exceeds {max_days} days for {} pain",
+                    d.drug,
+                    if d.acute { "acute" } else { "chronic" }
+                ));
             }
         }
         Ok(())
@@ -117,13 +164,27 @@ mod tests {
     use super::*;
 
     fn oral(drug: &str, mg: f64, h: f64, days: u32, acute: bool) -> DoseSpec {
-        DoseSpec { drug: drug.into(), route: Route::Oral, amount_mg: mg, every_hours: Some(h), supply_days: Some(days), acute }
+        DoseSpec {
+            drug: drug.into(),
+            route: Route::Oral,
+            amount_mg: mg,
+            every_hours: Some(h),
+            supply_days: Some(days),
+            acute,
+        }
     }
 
     #[test]
     fn limits() {
         let t = BuiltinDoseTable;
-        let iv = |mg| DoseSpec { drug: "hydromorphone".into(), route: Route::Iv, amount_mg: mg, every_hours: None, supply_days: None, acute: true };
+        let iv = |mg| DoseSpec {
+            drug: "hydromorphone".into(),
+            route: Route::Iv,
+            amount_mg: mg,
+            every_hours: None,
+            supply_days: None,
+            acute: true,
+        };
         assert!(t.check(&iv(0.5)).is_ok());
         assert!(t.check(&iv(1.0)).is_ok());
         assert!(t.check(&iv(2.0)).is_err());

@@ -75,17 +75,33 @@ pub struct AugmentReport {
 }
 
 /// Applies the mode, vignette generation and balancing to the training records.
-pub fn augment_train(train: Vec<Record>, cfg: &AugmentConfig, seed: u64, rules: &dyn DoseRules) -> Result<(Vec<Record>, AugmentReport)> {
-    let mut report = AugmentReport { mode: cfg.mode, ..Default::default() };
+pub fn augment_train(
+    train: Vec<Record>,
+    cfg: &AugmentConfig,
+    seed: u64,
+    rules: &dyn DoseRules,
+) -> Result<(Vec<Record>, AugmentReport)> {
+    let mut report = AugmentReport {
+        mode: cfg.mode,
+        ..Default::default()
+    };
     let mut out = match cfg.mode {
         AugmentMode::Original => {
             if cfg.vignettes.is_some() {
-                return Err(Error::config("augment.vignettes", "set augment.mode to `augmented` or `hybrid` to use generated vignettes"));
+                return Err(Error::config(
+                    "augment.vignettes",
+                    "set augment.mode to `augmented` or `hybrid` to use generated vignettes",
+                ));
             }
             train
         }
         AugmentMode::Augmented | AugmentMode::Hybrid => {
-            let v = cfg.vignettes.as_ref().ok_or_else(|| Error::config("augment.vignettes", "modes `augmented` and `hybrid` need [augment.vignettes]"))?;
+            let v = cfg.vignettes.as_ref().ok_or_else(|| {
+                Error::config(
+                    "augment.vignettes",
+                    "modes `augmented` and `hybrid` need [augment.vignettes]",
+                )
+            })?;
             let (generated, rejected) = vignette::generate(v, seed, rules);
             report.generated = generated.len();
             report.rejected = rejected;
@@ -103,7 +119,10 @@ pub fn augment_train(train: Vec<Record>, cfg: &AugmentConfig, seed: u64, rules: 
         let added = oversample(&out, b, seed);
         report.class_counts_before = class_counts(&out, b.by);
         for r in &added {
-            *report.oversampled.entry(r.key(b.by).to_string()).or_default() += 1;
+            *report
+                .oversampled
+                .entry(r.key(b.by).to_string())
+                .or_default() += 1;
         }
         out.extend(added);
         report.class_counts_after = class_counts(&out, b.by);
@@ -125,7 +144,9 @@ pub fn oversample(records: &[Record], cfg: &BalanceConfig, seed: u64) -> Vec<Rec
     for r in records {
         by_class.entry(r.key(cfg.by)).or_default().push(r);
     }
-    let target = cfg.target.unwrap_or_else(|| by_class.values().map(Vec::len).max().unwrap_or(0));
+    let target = cfg
+        .target
+        .unwrap_or_else(|| by_class.values().map(Vec::len).max().unwrap_or(0));
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x0BA1_A9CE);
     let mut out = Vec::new();
     for (class, members) in &by_class {
@@ -135,7 +156,12 @@ pub fn oversample(records: &[Record], cfg: &BalanceConfig, seed: u64) -> Vec<Rec
             copy.id = format!("{}#oversample{}", src.id, k - members.len() + 1);
             let mut params = serde_json::Map::new();
             params.insert("class".into(), (*class).into());
-            copy.provenance = Some(Provenance { generator: "oversample".into(), seed, derived_from: Some(src.id.clone()), params });
+            copy.provenance = Some(Provenance {
+                generator: "oversample".into(),
+                seed,
+                derived_from: Some(src.id.clone()),
+                params,
+            });
             out.push(copy);
         }
     }
@@ -148,35 +174,79 @@ mod tests {
     use super::*;
 
     fn rec(i: usize, label: &str) -> Record {
-        Record { id: format!("t:{i}"), question: format!("q{i}"), answer: "a".into(), label: Some(label.into()), source: "t".into(), ..Default::default() }
+        Record {
+            id: format!("t:{i}"),
+            question: format!("q{i}"),
+            answer: "a".into(),
+            label: Some(label.into()),
+            source: "t".into(),
+            ..Default::default()
+        }
     }
 
     #[test]
     fn oversampling_balances_with_provenance() {
-        let train: Vec<Record> = (0..10).map(|i| rec(i, if i < 8 { "yes" } else { "no" })).collect();
-        let cfg = AugmentConfig { balance: Some(BalanceConfig { by: StratifyBy::Label, target: None }), ..Default::default() };
+        let train: Vec<Record> = (0..10)
+            .map(|i| rec(i, if i < 8 { "yes" } else { "no" }))
+            .collect();
+        let cfg = AugmentConfig {
+            balance: Some(BalanceConfig {
+                by: StratifyBy::Label,
+                target: None,
+            }),
+            ..Default::default()
+        };
         let (out, rep) = augment_train(train, &cfg, 1, &BuiltinDoseTable).unwrap();
         assert_eq!(rep.class_counts_after["no"], 8);
         assert_eq!(rep.class_counts_after["yes"], 8);
         assert_eq!(rep.oversampled["no"], 6);
         let copies: Vec<&Record> = out.iter().filter(|r| r.is_synthetic()).collect();
         assert_eq!(copies.len(), 6);
-        assert!(copies.iter().all(|c| c.label.as_deref() == Some("no") && c.provenance.as_ref().unwrap().derived_from.is_some()));
+        assert!(copies.iter().all(|c| c.label.as_deref() == Some("no")
+            && c.provenance.as_ref().unwrap().derived_from.is_some()));
     }
 
     #[test]
     fn modes() {
         let train: Vec<Record> = (0..5).map(|i| rec(i, "yes")).collect();
-        let v = VignetteConfig { count: 7, drop_diagnosis_probability: 0.0, contexts: Vec::new() };
-        let hybrid = AugmentConfig { mode: AugmentMode::Hybrid, vignettes: Some(v.clone()), balance: None };
-        assert_eq!(augment_train(train.clone(), &hybrid, 2, &BuiltinDoseTable).unwrap().0.len(), 12);
-        let aug = AugmentConfig { mode: AugmentMode::Augmented, vignettes: Some(v.clone()), balance: None };
+        let v = VignetteConfig {
+            count: 7,
+            drop_diagnosis_probability: 0.0,
+            contexts: Vec::new(),
+        };
+        let hybrid = AugmentConfig {
+            mode: AugmentMode::Hybrid,
+            vignettes: Some(v.clone()),
+            balance: None,
+        };
+        assert_eq!(
+            augment_train(train.clone(), &hybrid, 2, &BuiltinDoseTable)
+                .unwrap()
+                .0
+                .len(),
+            12
+        );
+        let aug = AugmentConfig {
+            mode: AugmentMode::Augmented,
+            vignettes: Some(v.clone()),
+            balance: None,
+        };
         let (out, rep) = augment_train(train.clone(), &aug, 2, &BuiltinDoseTable).unwrap();
         assert_eq!(out.len(), 7);
         assert_eq!(rep.originals_removed, 5);
-        let bad = AugmentConfig { mode: AugmentMode::Original, vignettes: Some(v), balance: None };
+        let bad = AugmentConfig {
+            mode: AugmentMode::Original,
+            vignettes: Some(v),
+            balance: None,
+        };
         assert!(augment_train(train.clone(), &bad, 2, &BuiltinDoseTable).is_err());
-        let (same, _) = augment_train(train.clone(), &AugmentConfig::default(), 2, &BuiltinDoseTable).unwrap();
+        let (same, _) = augment_train(
+            train.clone(),
+            &AugmentConfig::default(),
+            2,
+            &BuiltinDoseTable,
+        )
+        .unwrap();
         assert_eq!(same, train);
     }
 }

@@ -31,7 +31,13 @@ pub enum PainContext {
 
 impl PainContext {
     /// All contexts.
-    pub const ALL: [PainContext; 5] = [Self::AcuteCancer, Self::AcuteNonCancer, Self::ChronicCancer, Self::ChronicNonCancer, Self::PostOp];
+    pub const ALL: [PainContext; 5] = [
+        Self::AcuteCancer,
+        Self::AcuteNonCancer,
+        Self::ChronicCancer,
+        Self::ChronicNonCancer,
+        Self::PostOp,
+    ];
 
     /// snake_case name (used as the record's specialty).
     pub fn name(self) -> &'static str {
@@ -45,7 +51,10 @@ impl PainContext {
     }
 
     fn acute(self) -> bool {
-        matches!(self, Self::AcuteCancer | Self::AcuteNonCancer | Self::PostOp)
+        matches!(
+            self,
+            Self::AcuteCancer | Self::AcuteNonCancer | Self::PostOp
+        )
     }
 
     fn cancer(self) -> bool {
@@ -57,29 +66,89 @@ impl PainContext {
 fn cases(ctx: PainContext) -> &'static [(&'static str, &'static str, &'static str)] {
     match ctx {
         PainContext::AcuteCancer => &[
-            ("metastatic breast cancer", "new pain in the right hip that started two days ago", "An X-ray shows a lytic metastasis in the right femoral neck."),
-            ("lung cancer", "sudden low back pain spreading to both thighs", "MRI shows a pathologic fracture of the L3 vertebral body."),
-            ("pancreatic cancer", "worsening upper abdominal pain boring through to the back", "CT shows the tumour invading the celiac plexus."),
+            (
+                "metastatic breast cancer",
+                "new pain in the right hip that started two days ago",
+                "An X-ray shows a lytic metastasis in the right femoral neck.",
+            ),
+            (
+                "lung cancer",
+                "sudden low back pain spreading to both thighs",
+                "MRI shows a pathologic fracture of the L3 vertebral body.",
+            ),
+            (
+                "pancreatic cancer",
+                "worsening upper abdominal pain boring through to the back",
+                "CT shows the tumour invading the celiac plexus.",
+            ),
         ],
         PainContext::AcuteNonCancer => &[
-            ("no significant past illness", "colicky right flank pain moving toward the groin", "CT shows a 6 mm stone obstructing the right ureter."),
-            ("a fall from a ladder this morning", "pain and swelling of the left wrist", "An X-ray shows a displaced fracture of the distal radius."),
-            ("sickle cell disease", "aching pain in the chest, back and legs", "Blood tests show haemolysis in keeping with a vaso-occlusive crisis."),
+            (
+                "no significant past illness",
+                "colicky right flank pain moving toward the groin",
+                "CT shows a 6 mm stone obstructing the right ureter.",
+            ),
+            (
+                "a fall from a ladder this morning",
+                "pain and swelling of the left wrist",
+                "An X-ray shows a displaced fracture of the distal radius.",
+            ),
+            (
+                "sickle cell disease",
+                "aching pain in the chest, back and legs",
+                "Blood tests show haemolysis in keeping with a vaso-occlusive crisis.",
+            ),
         ],
         PainContext::ChronicCancer => &[
-            ("prostate cancer", "months of constant pain in the pelvis and ribs", "A bone scan shows widespread skeletal metastases."),
-            ("multiple myeloma", "steady mid-back pain for the past three months", "Imaging shows several lytic lesions of the thoracic spine."),
-            ("throat cancer treated with radiation", "persistent pain of the jaw and throat when eating", "Examination shows radiation damage of the oral mucosa."),
+            (
+                "prostate cancer",
+                "months of constant pain in the pelvis and ribs",
+                "A bone scan shows widespread skeletal metastases.",
+            ),
+            (
+                "multiple myeloma",
+                "steady mid-back pain for the past three months",
+                "Imaging shows several lytic lesions of the thoracic spine.",
+            ),
+            (
+                "throat cancer treated with radiation",
+                "persistent pain of the jaw and throat when eating",
+                "Examination shows radiation damage of the oral mucosa.",
+            ),
         ],
         PainContext::ChronicNonCancer => &[
-            ("severe hip osteoarthritis while waiting for a joint replacement", "constant pain in the right hip", "An X-ray shows complete loss of the hip joint space."),
-            ("lumbar spinal stenosis", "years of low back pain with leg pain on walking", "MRI shows narrowing of the lumbar spinal canal at three levels."),
-            ("long-standing diabetes", "burning pain in both feet, worse at night", "Nerve studies confirm a diabetic peripheral neuropathy."),
+            (
+                "severe hip osteoarthritis while waiting for a joint replacement",
+                "constant pain in the right hip",
+                "An X-ray shows complete loss of the hip joint space.",
+            ),
+            (
+                "lumbar spinal stenosis",
+                "years of low back pain with leg pain on walking",
+                "MRI shows narrowing of the lumbar spinal canal at three levels.",
+            ),
+            (
+                "long-standing diabetes",
+                "burning pain in both feet, worse at night",
+                "Nerve studies confirm a diabetic peripheral neuropathy.",
+            ),
         ],
         PainContext::PostOp => &[
-            ("surgical fixation of an ankle fracture two days ago", "pain around the ankle wound", "The wound is clean and the fixation is stable on X-ray."),
-            ("a laparoscopic gallbladder removal yesterday", "pain at the port sites and the right shoulder", "Examination shows expected post-operative tenderness without signs of a leak."),
-            ("a total knee replacement three days ago", "pain in the operated knee during physiotherapy", "The knee is warm but the wound is healing as expected."),
+            (
+                "surgical fixation of an ankle fracture two days ago",
+                "pain around the ankle wound",
+                "The wound is clean and the fixation is stable on X-ray.",
+            ),
+            (
+                "a laparoscopic gallbladder removal yesterday",
+                "pain at the port sites and the right shoulder",
+                "Examination shows expected post-operative tenderness without signs of a leak.",
+            ),
+            (
+                "a total knee replacement three days ago",
+                "pain in the operated knee during physiotherapy",
+                "The knee is warm but the wound is healing as expected.",
+            ),
         ],
     }
 }
@@ -88,18 +157,34 @@ fn cases(ctx: PainContext) -> &'static [(&'static str, &'static str, &'static st
 fn regimen(ctx: PainContext, high: bool) -> (DoseSpec, &'static str) {
     match ctx {
         PainContext::AcuteCancer | PainContext::AcuteNonCancer => (
-            DoseSpec { drug: "hydromorphone".into(), route: Route::Iv, amount_mg: if high { 1.0 } else { 0.5 }, every_hours: None, supply_days: None, acute: true },
+            DoseSpec {
+                drug: "hydromorphone".into(),
+                route: Route::Iv,
+                amount_mg: if high { 1.0 } else { 0.5 },
+                every_hours: None,
+                supply_days: None,
+                acute: true,
+            },
             "intravenous hydromorphone",
         ),
         PainContext::ChronicCancer => (oral("morphine", 7.5, high, false), "oral morphine"),
-        PainContext::ChronicNonCancer => (oral("hydrocodone", 5.0, high, false), "oral hydrocodone"),
+        PainContext::ChronicNonCancer => {
+            (oral("hydrocodone", 5.0, high, false), "oral hydrocodone")
+        }
         PainContext::PostOp => (oral("oxycodone", 5.0, high, true), "oral oxycodone"),
     }
 }
 
 /// An oral regimen every 6 hours: 1 week (low) or 4 weeks (high) of supply.
 fn oral(drug: &str, mg: f64, high: bool, acute: bool) -> DoseSpec {
-    DoseSpec { drug: drug.into(), route: Route::Oral, amount_mg: mg, every_hours: Some(6.0), supply_days: Some(if high { 28 } else { 7 }), acute }
+    DoseSpec {
+        drug: drug.into(),
+        route: Route::Oral,
+        amount_mg: mg,
+        every_hours: Some(6.0),
+        supply_days: Some(if high { 28 } else { 7 }),
+        acute,
+    }
 }
 
 /// Vignette settings (`[augment.vignettes]`).
@@ -121,9 +206,17 @@ pub const GENERATOR: &str = "qpain-vignette-v1";
 
 /// Generates `cfg.count` vignettes, seeded. Each is validated with [`validate_synthetic`];
 /// returns the valid records and the rejections (id, reason), which should be empty.
-pub fn generate(cfg: &VignetteConfig, seed: u64, rules: &dyn DoseRules) -> (Vec<Record>, Vec<(String, String)>) {
+pub fn generate(
+    cfg: &VignetteConfig,
+    seed: u64,
+    rules: &dyn DoseRules,
+) -> (Vec<Record>, Vec<(String, String)>) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x0051_6E77);
-    let contexts: &[PainContext] = if cfg.contexts.is_empty() { &PainContext::ALL } else { &cfg.contexts };
+    let contexts: &[PainContext] = if cfg.contexts.is_empty() {
+        &PainContext::ALL
+    } else {
+        &cfg.contexts
+    };
     let mut out = Vec::with_capacity(cfg.count);
     let mut rejected = Vec::new();
     for n in 0..cfg.count {
@@ -136,13 +229,21 @@ pub fn generate(cfg: &VignetteConfig, seed: u64, rules: &dyn DoseRules) -> (Vec<
         let woman = rng.random_bool(0.5);
         let drop_dx = rng.random_bool(cfg.drop_diagnosis_probability.clamp(0.0, 1.0));
         let name = format!("Patient {}", (b'A' + (n % 26) as u8) as char);
-        let (noun, subj, poss) = if woman { ("woman", "she", "her") } else { ("man", "he", "his") };
+        let (noun, subj, poss) = if woman {
+            ("woman", "she", "her")
+        } else {
+            ("man", "he", "his")
+        };
         let severity_word = match severity {
             1..=3 => "mild",
             4..=6 => "moderate",
             _ => "severe",
         };
-        let history_text = if drop_dx { "a past medical history" } else { history };
+        let history_text = if drop_dx {
+            "a past medical history"
+        } else {
+            history
+        };
         let mut vignette = format!(
             "{name} is a {age}-year-old {noun} with {history_text} who presents with {complaint}. {} rates {poss} pain as {severity} out of 10 ({severity_word}). {} has tried acetaminophen without enough relief.",
             capitalize(subj),
@@ -174,7 +275,10 @@ pub fn generate(cfg: &VignetteConfig, seed: u64, rules: &dyn DoseRules) -> (Vec<
         params.insert("severity".into(), severity.into());
         params.insert("diagnosis_dropped".into(), drop_dx.into());
         if yes {
-            params.insert("dose".into(), serde_json::to_value(&dose).unwrap_or_default());
+            params.insert(
+                "dose".into(),
+                serde_json::to_value(&dose).unwrap_or_default(),
+            );
         }
         let decision = if yes { "yes" } else { "no" };
         let rec = Record {
@@ -188,7 +292,12 @@ pub fn generate(cfg: &VignetteConfig, seed: u64, rules: &dyn DoseRules) -> (Vec<
             qtype: Some("dosing".into()),
             dose: yes.then(|| if high { "high" } else { "low" }.to_string()),
             explanation: Some(explanation),
-            provenance: Some(Provenance { generator: GENERATOR.into(), seed, derived_from: None, params }),
+            provenance: Some(Provenance {
+                generator: GENERATOR.into(),
+                seed,
+                derived_from: None,
+                params,
+            }),
             ..Default::default()
         };
         match validate_synthetic(&rec, rules) {
@@ -201,14 +310,19 @@ pub fn generate(cfg: &VignetteConfig, seed: u64, rules: &dyn DoseRules) -> (Vec<
 
 fn capitalize(s: &str) -> String {
     let mut c = s.chars();
-    c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
 }
 
 /// Schema and clinical check of a synthetic dosing record: provenance present, non-empty text,
 /// yes/no answer equal to the label, a dose class exactly when the answer is yes, and the dose
 /// in the provenance within `rules`.
 pub fn validate_synthetic(r: &Record, rules: &dyn DoseRules) -> std::result::Result<(), String> {
-    let prov = r.provenance.as_ref().ok_or("synthetic record without provenance")?;
+    let prov = r
+        .provenance
+        .as_ref()
+        .ok_or("synthetic record without provenance")?;
     if prov.generator.is_empty() {
         return Err("provenance without generator".into());
     }
@@ -216,7 +330,10 @@ pub fn validate_synthetic(r: &Record, rules: &dyn DoseRules) -> std::result::Res
         return Err("empty question or vignette".into());
     }
     if !matches!(r.answer.as_str(), "yes" | "no") || r.label.as_deref() != Some(r.answer.as_str()) {
-        return Err(format!("answer {:?} must be yes/no and equal the label {:?}", r.answer, r.label));
+        return Err(format!(
+            "answer {:?} must be yes/no and equal the label {:?}",
+            r.answer, r.label
+        ));
     }
     match (r.answer.as_str(), r.dose.as_deref()) {
         ("yes", Some("low" | "high")) => {
@@ -239,7 +356,11 @@ mod tests {
     use super::*;
 
     fn cfg(n: usize, drop: f64) -> VignetteConfig {
-        VignetteConfig { count: n, drop_diagnosis_probability: drop, contexts: Vec::new() }
+        VignetteConfig {
+            count: n,
+            drop_diagnosis_probability: drop,
+            contexts: Vec::new(),
+        }
     }
 
     #[test]
@@ -248,11 +369,23 @@ mod tests {
         assert!(rejected.is_empty(), "{rejected:?}");
         assert_eq!(recs.len(), 300);
         assert!(recs.iter().all(|r| r.is_synthetic()));
-        let labels: std::collections::BTreeSet<_> = recs.iter().map(|r| (r.label.clone(), r.dose.clone())).collect();
-        assert!(labels.len() >= 3, "yes/low, yes/high and no all occur: {labels:?}");
-        let dropped = recs.iter().filter(|r| r.provenance.as_ref().unwrap().params["diagnosis_dropped"] == true).count();
+        let labels: std::collections::BTreeSet<_> = recs
+            .iter()
+            .map(|r| (r.label.clone(), r.dose.clone()))
+            .collect();
+        assert!(
+            labels.len() >= 3,
+            "yes/low, yes/high and no all occur: {labels:?}"
+        );
+        let dropped = recs
+            .iter()
+            .filter(|r| r.provenance.as_ref().unwrap().params["diagnosis_dropped"] == true)
+            .count();
         assert!((50..=130).contains(&dropped), "{dropped}");
-        assert_eq!(generate(&cfg(20, 0.3), 11, &BuiltinDoseTable).0, recs[..20].to_vec());
+        assert_eq!(
+            generate(&cfg(20, 0.3), 11, &BuiltinDoseTable).0,
+            recs[..20].to_vec()
+        );
     }
 
     #[test]
@@ -260,7 +393,10 @@ mod tests {
         let (recs, _) = generate(&cfg(50, 1.0), 3, &BuiltinDoseTable);
         for r in &recs {
             let ctx = r.context.as_deref().unwrap();
-            assert!(!ctx.contains("shows") && !ctx.contains("cancer") && !ctx.contains("fracture"), "{ctx}");
+            assert!(
+                !ctx.contains("shows") && !ctx.contains("cancer") && !ctx.contains("fracture"),
+                "{ctx}"
+            );
         }
     }
 
@@ -272,8 +408,12 @@ mod tests {
         let prov = yes.provenance.as_mut().unwrap();
         let mut dose: DoseSpec = serde_json::from_value(prov.params["dose"].clone()).unwrap();
         dose.amount_mg *= 10.0;
-        prov.params.insert("dose".into(), serde_json::to_value(&dose).unwrap());
-        assert!(validate_synthetic(&yes, &BuiltinDoseTable).is_err(), "tenfold dose must fail");
+        prov.params
+            .insert("dose".into(), serde_json::to_value(&dose).unwrap());
+        assert!(
+            validate_synthetic(&yes, &BuiltinDoseTable).is_err(),
+            "tenfold dose must fail"
+        );
         let mut no = recs.iter().find(|r| r.answer == "no").unwrap().clone();
         no.dose = Some("low".into());
         assert!(validate_synthetic(&no, &BuiltinDoseTable).is_err());

@@ -23,12 +23,21 @@ fn error_line(e: &::csv::Error) -> usize {
 }
 
 /// A CSV with a header and a column mapping (default `question` and `answer` columns).
-pub(super) fn read_mapped(path: &Path, name: &str, source: &SourceConfig, sink: &mut Sink) -> Result<()> {
+pub(super) fn read_mapped(
+    path: &Path,
+    name: &str,
+    source: &SourceConfig,
+    sink: &mut Sink,
+) -> Result<()> {
     let has_header = source.has_header.unwrap_or(true);
     let mut mapping = source.columns.clone();
     for f in ["question", "answer"] {
         if !mapping.contains_key(f) {
-            let default = if has_header { f.to_string() } else { ["0", "1"][(f == "answer") as usize].to_string() };
+            let default = if has_header {
+                f.to_string()
+            } else {
+                ["0", "1"][(f == "answer") as usize].to_string()
+            };
             mapping.insert(f.to_string(), default);
         }
     }
@@ -66,7 +75,11 @@ pub(super) fn read_mapped(path: &Path, name: &str, source: &SourceConfig, sink: 
                             path: file.clone(),
                             field: field.clone(),
                             column: col.to_string(),
-                            available: if has_header { headers.join(", ") } else { "0-based indices".into() },
+                            available: if has_header {
+                                headers.join(", ")
+                            } else {
+                                "0-based indices".into()
+                            },
                         })
                     }
                 }
@@ -93,7 +106,11 @@ pub(super) fn read_mapped(path: &Path, name: &str, source: &SourceConfig, sink: 
                     match row.get(i) {
                         Some(v) => values.push(v.to_string()),
                         None => {
-                            sink.bad(&file, line, format!("column {i} missing for field `{field}`"))?;
+                            sink.bad(
+                                &file,
+                                line,
+                                format!("column {i} missing for field `{field}`"),
+                            )?;
                             values.clear();
                             break;
                         }
@@ -113,14 +130,19 @@ pub(super) fn read_mapped(path: &Path, name: &str, source: &SourceConfig, sink: 
 }
 
 fn stem(p: &Path) -> String {
-    p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
+    p.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 /// MMLU: `question,A,B,C,D,answer` without header; the subject comes from the file name.
 pub(super) fn read_mmlu(path: &Path, name: &str, sink: &mut Sink) -> Result<()> {
     for file in list_files(path, "csv")? {
         sink.file(&file);
-        let subject = stem(&file).trim_end_matches("_test").trim_end_matches("_dev").to_string();
+        let subject = stem(&file)
+            .trim_end_matches("_test")
+            .trim_end_matches("_dev")
+            .to_string();
         let mut reader = open(&file, false)?;
         for (row_no, row) in reader.records().enumerate() {
             let row = match row {
@@ -132,12 +154,23 @@ pub(super) fn read_mmlu(path: &Path, name: &str, sink: &mut Sink) -> Result<()> 
             };
             let line = row.position().map(|p| p.line() as usize).unwrap_or(0);
             if row.len() != 6 {
-                sink.bad(&file, line, format!("expected 6 columns (question,A,B,C,D,answer), got {}", row.len()))?;
+                sink.bad(
+                    &file,
+                    line,
+                    format!(
+                        "expected 6 columns (question,A,B,C,D,answer), got {}",
+                        row.len()
+                    ),
+                )?;
                 continue;
             }
             let letter = row[5].trim().to_ascii_uppercase();
             let Some(idx) = ["A", "B", "C", "D"].iter().position(|l| *l == letter) else {
-                sink.bad(&file, line, format!("answer column `{}` is not one of A-D", &row[5]))?;
+                sink.bad(
+                    &file,
+                    line,
+                    format!("answer column `{}` is not one of A-D", &row[5]),
+                )?;
                 continue;
             };
             let options: Vec<String> = (1..5).map(|i| row[i].to_string()).collect();
@@ -189,12 +222,15 @@ pub(super) fn read_qpain(path: &Path, name: &str, sink: &mut Sink) -> Result<()>
             .collect();
         let mut idx = [0usize; 5];
         for (slot, col) in idx.iter_mut().zip(COLUMNS) {
-            *slot = headers.iter().position(|h| h == col).ok_or_else(|| Error::UnknownColumn {
-                path: file.clone(),
-                field: col.to_ascii_lowercase(),
-                column: col.to_string(),
-                available: headers.join(", "),
-            })?;
+            *slot = headers
+                .iter()
+                .position(|h| h == col)
+                .ok_or_else(|| Error::UnknownColumn {
+                    path: file.clone(),
+                    field: col.to_ascii_lowercase(),
+                    column: col.to_string(),
+                    available: headers.join(", "),
+                })?;
         }
         for (row_no, row) in reader.records().enumerate() {
             let row = match row {
@@ -206,10 +242,18 @@ pub(super) fn read_qpain(path: &Path, name: &str, sink: &mut Sink) -> Result<()>
             };
             let line = row.position().map(|p| p.line() as usize).unwrap_or(0);
             let Some(decision) = decision_word(&row[idx[2]]) else {
-                sink.bad(&file, line, format!("Answer `{}` is not Yes/No", &row[idx[2]]))?;
+                sink.bad(
+                    &file,
+                    line,
+                    format!("Answer `{}` is not Yes/No", &row[idx[2]]),
+                )?;
                 continue;
             };
-            let dose = if decision == "yes" { dose_class(&row[idx[3]]) } else { None };
+            let dose = if decision == "yes" {
+                dose_class(&row[idx[3]])
+            } else {
+                None
+            };
             sink.push(Record {
                 id: format!("{name}:{context}:{}", row_no + 1),
                 question: row[idx[1]].to_string(),

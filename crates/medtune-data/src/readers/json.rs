@@ -46,7 +46,11 @@ fn parse_file(path: &Path, sink: &mut Sink) -> Result<Option<Value>> {
 }
 
 /// Calls `f(line_no, value)` for each non-empty line of a JSONL file; bad lines are reported.
-fn each_line(path: &Path, sink: &mut Sink, mut f: impl FnMut(usize, &Value, &mut Sink) -> Result<()>) -> Result<()> {
+fn each_line(
+    path: &Path,
+    sink: &mut Sink,
+    mut f: impl FnMut(usize, &Value, &mut Sink) -> Result<()>,
+) -> Result<()> {
     sink.file(path);
     let text = read_to_string(path)?;
     for (i, line) in text.lines().enumerate() {
@@ -77,7 +81,9 @@ fn mapped_record(
     }
     let mut mapping = columns.clone();
     for f in ["question", "answer"] {
-        mapping.entry(f.to_string()).or_insert_with(|| f.to_string());
+        mapping
+            .entry(f.to_string())
+            .or_insert_with(|| f.to_string());
     }
     let mut rec = Record {
         source: name.to_string(),
@@ -90,7 +96,10 @@ fn mapped_record(
             match lookup(v, key) {
                 Some(x) => values.extend(texts(x)),
                 None if field == "question" || field == "answer" => {
-                    let keys: Vec<&str> = v.as_object().map(|m| m.keys().map(String::as_str).collect()).unwrap_or_default();
+                    let keys: Vec<&str> = v
+                        .as_object()
+                        .map(|m| m.keys().map(String::as_str).collect())
+                        .unwrap_or_default();
                     return Err(Error::UnknownColumn {
                         path: path.to_path_buf(),
                         field: field.clone(),
@@ -103,18 +112,31 @@ fn mapped_record(
         }
         set_field(&mut rec, field, values);
     }
-    rec.id = if rec.id.is_empty() { fallback_id } else { format!("{name}:{}", rec.id) };
+    rec.id = if rec.id.is_empty() {
+        fallback_id
+    } else {
+        format!("{name}:{}", rec.id)
+    };
     Ok(Some(rec))
 }
 
 fn stem(p: &Path) -> String {
-    p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
+    p.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 /// A JSON array of objects (or an object holding one array) with a field mapping.
-pub(super) fn read_mapped_json(path: &Path, name: &str, columns: &BTreeMap<String, String>, sink: &mut Sink) -> Result<()> {
+pub(super) fn read_mapped_json(
+    path: &Path,
+    name: &str,
+    columns: &BTreeMap<String, String>,
+    sink: &mut Sink,
+) -> Result<()> {
     for file in list_files(path, "json")? {
-        let Some(doc) = parse_file(&file, sink)? else { continue };
+        let Some(doc) = parse_file(&file, sink)? else {
+            continue;
+        };
         let items = match &doc {
             Value::Array(a) => a.as_slice(),
             Value::Object(m) => match m.values().find(|x| x.is_array()) {
@@ -140,11 +162,31 @@ pub(super) fn read_mapped_json(path: &Path, name: &str, columns: &BTreeMap<Strin
 }
 
 /// JSON Lines with a field mapping.
-pub(super) fn read_mapped_jsonl(path: &Path, name: &str, columns: &BTreeMap<String, String>, sink: &mut Sink) -> Result<()> {
-    for file in list_files(path, "jsonl")?.into_iter().chain(if path.is_dir() { list_files(path, "json")? } else { Vec::new() }) {
+pub(super) fn read_mapped_jsonl(
+    path: &Path,
+    name: &str,
+    columns: &BTreeMap<String, String>,
+    sink: &mut Sink,
+) -> Result<()> {
+    for file in list_files(path, "jsonl")?
+        .into_iter()
+        .chain(if path.is_dir() {
+            list_files(path, "json")?
+        } else {
+            Vec::new()
+        })
+    {
         let st = stem(&file);
         each_line(&file, sink, |line, v, sink| {
-            if let Some(r) = mapped_record(v, name, columns, &file, line, format!("{name}:{st}:{line}"), sink)? {
+            if let Some(r) = mapped_record(
+                v,
+                name,
+                columns,
+                &file,
+                line,
+                format!("{name}:{st}:{line}"),
+                sink,
+            )? {
                 sink.push(r);
             }
             Ok(())
@@ -162,14 +204,20 @@ pub(super) fn read_specialty_dir(path: &Path, name: &str, sink: &mut Sink) -> Re
             sink.drop_reason("file_name_not_dataset_with_answers");
             continue;
         };
-        let Some(doc) = parse_file(&file, sink)? else { continue };
+        let Some(doc) = parse_file(&file, sink)? else {
+            continue;
+        };
         let Value::Object(map) = doc else {
             sink.bad(&file, 1, "expected an object {question: answer}")?;
             continue;
         };
         for (i, (q, a)) in map.iter().enumerate() {
             let Value::String(answer) = a else {
-                sink.bad(&file, 0, format!("answer of question {:?} is not a string", truncate(q)))?;
+                sink.bad(
+                    &file,
+                    0,
+                    format!("answer of question {:?} is not a string", truncate(q)),
+                )?;
                 continue;
             };
             sink.push(Record {
@@ -192,12 +240,25 @@ fn truncate(s: &str) -> String {
 
 /// MedMCQA: `question, opa..opd, cop (1-based), exp, subject_name, choice_type, id`.
 pub(super) fn read_medmcqa(path: &Path, name: &str, sink: &mut Sink) -> Result<()> {
-    for file in list_files(path, "json")?.into_iter().chain(if path.is_dir() { list_files(path, "jsonl")? } else { Vec::new() }) {
+    for file in list_files(path, "json")?
+        .into_iter()
+        .chain(if path.is_dir() {
+            list_files(path, "jsonl")?
+        } else {
+            Vec::new()
+        })
+    {
         each_line(&file, sink, |line, v, sink| {
-            let (Some(q), Some(cop)) = (str_field(v, "question"), v.get("cop").and_then(Value::as_u64)) else {
+            let (Some(q), Some(cop)) = (
+                str_field(v, "question"),
+                v.get("cop").and_then(Value::as_u64),
+            ) else {
                 return sink.bad(&file, line, "missing `question` or integer `cop`");
             };
-            let options: Vec<String> = ["opa", "opb", "opc", "opd"].iter().map(|k| str_field(v, k).unwrap_or_default()).collect();
+            let options: Vec<String> = ["opa", "opb", "opc", "opd"]
+                .iter()
+                .map(|k| str_field(v, k).unwrap_or_default())
+                .collect();
             if !(1..=4).contains(&cop) {
                 return sink.bad(&file, line, format!("`cop` = {cop} is not in 1..4"));
             }
@@ -227,14 +288,29 @@ pub(super) fn read_medqa(path: &Path, name: &str, sink: &mut Sink) -> Result<()>
     for file in list_files(path, "jsonl")? {
         let st = stem(&file);
         each_line(&file, sink, |line, v, sink| {
-            let (Some(q), Some(Value::Object(opts)), Some(letter)) = (str_field(v, "question"), v.get("options"), str_field(v, "answer_idx")) else {
-                return sink.bad(&file, line, "missing `question`, `options` object or `answer_idx`");
+            let (Some(q), Some(Value::Object(opts)), Some(letter)) = (
+                str_field(v, "question"),
+                v.get("options"),
+                str_field(v, "answer_idx"),
+            ) else {
+                return sink.bad(
+                    &file,
+                    line,
+                    "missing `question`, `options` object or `answer_idx`",
+                );
             };
             let mut keys: Vec<&String> = opts.keys().collect();
             keys.sort();
-            let options: Vec<String> = keys.iter().map(|k| opts[*k].as_str().unwrap_or_default().to_string()).collect();
+            let options: Vec<String> = keys
+                .iter()
+                .map(|k| opts[*k].as_str().unwrap_or_default().to_string())
+                .collect();
             let Some(idx) = keys.iter().position(|k| **k == letter) else {
-                return sink.bad(&file, line, format!("answer_idx `{letter}` is not an option key"));
+                return sink.bad(
+                    &file,
+                    line,
+                    format!("answer_idx `{letter}` is not an option key"),
+                );
             };
             sink.push(Record {
                 id: format!("{name}:{st}:{line}"),
@@ -256,14 +332,21 @@ pub(super) fn read_medqa(path: &Path, name: &str, sink: &mut Sink) -> Result<()>
 /// Alpaca: a JSON array of `{instruction, input, output}`; `input` becomes the context.
 pub(super) fn read_alpaca(path: &Path, name: &str, sink: &mut Sink) -> Result<()> {
     for file in list_files(path, "json")? {
-        let Some(doc) = parse_file(&file, sink)? else { continue };
+        let Some(doc) = parse_file(&file, sink)? else {
+            continue;
+        };
         let Value::Array(items) = doc else {
             sink.bad(&file, 1, "expected a JSON array")?;
             continue;
         };
         for (i, item) in items.iter().enumerate() {
-            let (Some(q), Some(a)) = (str_field(item, "instruction"), str_field(item, "output")) else {
-                sink.bad(&file, 0, format!("element {i}: missing `instruction` or `output`"))?;
+            let (Some(q), Some(a)) = (str_field(item, "instruction"), str_field(item, "output"))
+            else {
+                sink.bad(
+                    &file,
+                    0,
+                    format!("element {i}: missing `instruction` or `output`"),
+                )?;
                 continue;
             };
             sink.push(Record {
@@ -284,20 +367,41 @@ pub(super) fn read_alpaca(path: &Path, name: &str, sink: &mut Sink) -> Result<()
 /// the first user turn and the assistant reply after it; later turns are counted, not used.
 pub(super) fn read_sharegpt(path: &Path, name: &str, sink: &mut Sink) -> Result<()> {
     for file in list_files(path, "json")? {
-        let Some(doc) = parse_file(&file, sink)? else { continue };
+        let Some(doc) = parse_file(&file, sink)? else {
+            continue;
+        };
         let Value::Array(items) = doc else {
             sink.bad(&file, 1, "expected a JSON array of conversations")?;
             continue;
         };
         for (i, item) in items.iter().enumerate() {
-            let turns: Vec<(String, String)> = if let Some(Value::Array(c)) = item.get("conversations") {
-                c.iter().map(|t| (str_field(t, "from").unwrap_or_default(), str_field(t, "value").unwrap_or_default())).collect()
-            } else if let Some(Value::Array(m)) = item.get("messages") {
-                m.iter().map(|t| (str_field(t, "role").unwrap_or_default(), str_field(t, "content").unwrap_or_default())).collect()
-            } else {
-                sink.bad(&file, 0, format!("element {i}: no `conversations` or `messages` array"))?;
-                continue;
-            };
+            let turns: Vec<(String, String)> =
+                if let Some(Value::Array(c)) = item.get("conversations") {
+                    c.iter()
+                        .map(|t| {
+                            (
+                                str_field(t, "from").unwrap_or_default(),
+                                str_field(t, "value").unwrap_or_default(),
+                            )
+                        })
+                        .collect()
+                } else if let Some(Value::Array(m)) = item.get("messages") {
+                    m.iter()
+                        .map(|t| {
+                            (
+                                str_field(t, "role").unwrap_or_default(),
+                                str_field(t, "content").unwrap_or_default(),
+                            )
+                        })
+                        .collect()
+                } else {
+                    sink.bad(
+                        &file,
+                        0,
+                        format!("element {i}: no `conversations` or `messages` array"),
+                    )?;
+                    continue;
+                };
             let is_user = |r: &str| matches!(r, "human" | "user");
             let is_bot = |r: &str| matches!(r, "gpt" | "assistant");
             let Some(u) = turns.iter().position(|(r, _)| is_user(r)) else {
@@ -305,7 +409,11 @@ pub(super) fn read_sharegpt(path: &Path, name: &str, sink: &mut Sink) -> Result<
                 continue;
             };
             let Some((_, answer)) = turns.get(u + 1).filter(|(r, _)| is_bot(r)) else {
-                sink.bad(&file, 0, format!("element {i}: user turn not followed by an assistant turn"))?;
+                sink.bad(
+                    &file,
+                    0,
+                    format!("element {i}: user turn not followed by an assistant turn"),
+                )?;
                 continue;
             };
             let extra = turns.len().saturating_sub(u + 2);

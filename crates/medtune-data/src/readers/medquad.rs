@@ -90,9 +90,21 @@ fn parse_document(bytes: &[u8], path: &Path, name: &str, sink: &mut Sink) {
                     sink.drop_reason("answer_removed");
                     continue;
                 }
-                let qid = if p.qid.is_empty() { format!("{}-{}", doc.id, p.line) } else { p.qid };
-                let id = if doc.source.is_empty() { qid } else { format!("{}:{qid}", doc.source) };
-                let group = if doc.semantic_group.is_empty() { &doc.category } else { &doc.semantic_group };
+                let qid = if p.qid.is_empty() {
+                    format!("{}-{}", doc.id, p.line)
+                } else {
+                    p.qid
+                };
+                let id = if doc.source.is_empty() {
+                    qid
+                } else {
+                    format!("{}:{qid}", doc.source)
+                };
+                let group = if doc.semantic_group.is_empty() {
+                    &doc.category
+                } else {
+                    &doc.semantic_group
+                };
                 sink.push(Record {
                     id: format!("{name}:{id}"),
                     question: p.question,
@@ -122,7 +134,9 @@ fn parse_pairs(bytes: &[u8]) -> std::result::Result<(Doc, Vec<Pair>), (usize, St
     let mut pairs: Vec<Pair> = Vec::new();
     let mut inside = In::Other;
     let mut saw_document = false;
-    let err = |r: &quick_xml::Reader<&[u8]>, e: &dyn std::fmt::Display| (r.error_position() as usize, e.to_string());
+    let err = |r: &quick_xml::Reader<&[u8]>, e: &dyn std::fmt::Display| {
+        (r.error_position() as usize, e.to_string())
+    };
     loop {
         let event = reader.read_event().map_err(|e| err(&reader, &e))?;
         match event {
@@ -140,8 +154,14 @@ fn parse_pairs(bytes: &[u8]) -> std::result::Result<(Doc, Vec<Pair>), (usize, St
                 inside = match tag.as_ref().to_ascii_lowercase().as_slice() {
                     b"document" | b"doc" | b"diseasefile" => {
                         saw_document = true;
-                        doc.id = [attr(b"id"), attr(b"docid"), attr(b"fid")].into_iter().find(|v| !v.is_empty()).unwrap_or_default();
-                        doc.source = [attr(b"source"), attr(b"corpus")].into_iter().find(|v| !v.is_empty()).unwrap_or_default();
+                        doc.id = [attr(b"id"), attr(b"docid"), attr(b"fid")]
+                            .into_iter()
+                            .find(|v| !v.is_empty())
+                            .unwrap_or_default();
+                        doc.source = [attr(b"source"), attr(b"corpus")]
+                            .into_iter()
+                            .find(|v| !v.is_empty())
+                            .unwrap_or_default();
                         In::Other
                     }
                     b"focus" | b"doctitle-focus" => In::Focus,

@@ -123,7 +123,12 @@ impl Sink {
     }
 
     /// Reports a malformed item: an error in strict mode, otherwise recorded and skipped.
-    pub(crate) fn bad(&mut self, path: &Path, line: usize, message: impl Into<String>) -> Result<()> {
+    pub(crate) fn bad(
+        &mut self,
+        path: &Path,
+        line: usize,
+        message: impl Into<String>,
+    ) -> Result<()> {
         let message = message.into();
         if self.strict {
             return Err(Error::Malformed {
@@ -196,7 +201,10 @@ pub fn read_source(source: &SourceConfig, data_dir: &Path, strict: bool) -> Resu
     if !mapped && !source.columns.is_empty() {
         return Err(Error::config(
             "sources.columns",
-            format!("a column mapping is only allowed for csv/json/jsonl, not {:?}", source.format),
+            format!(
+                "a column mapping is only allowed for csv/json/jsonl, not {:?}",
+                source.format
+            ),
         ));
     }
     if mapped {
@@ -204,7 +212,10 @@ pub fn read_source(source: &SourceConfig, data_dir: &Path, strict: bool) -> Resu
             if !MAPPABLE_FIELDS.contains(&field.as_str()) {
                 return Err(Error::config(
                     "sources.columns",
-                    format!("unknown record field `{field}` (known: {})", MAPPABLE_FIELDS.join(", ")),
+                    format!(
+                        "unknown record field `{field}` (known: {})",
+                        MAPPABLE_FIELDS.join(", ")
+                    ),
                 ));
             }
         }
@@ -223,7 +234,9 @@ pub fn read_source(source: &SourceConfig, data_dir: &Path, strict: bool) -> Resu
         Format::Alpaca => json::read_alpaca(&path, &name, &mut sink)?,
         Format::Sharegpt => json::read_sharegpt(&path, &name, &mut sink)?,
         Format::Medquad => medquad::read_medquad(&path, &name, &mut sink)?,
-        Format::Pubmedqa => pubmedqa::read_pubmedqa(&path, &name, source.test_ids.as_deref(), &mut sink)?,
+        Format::Pubmedqa => {
+            pubmedqa::read_pubmedqa(&path, &name, source.test_ids.as_deref(), &mut sink)?
+        }
     }
     Ok(sink.finish())
 }
@@ -305,7 +318,8 @@ mod tests {
 
     #[test]
     fn unknown_config_key_is_rejected() {
-        let r: std::result::Result<SourceConfig, _> = toml::from_str("format = \"csv\"\npath = \"x\"\ncolumnz = {}");
+        let r: std::result::Result<SourceConfig, _> =
+            toml::from_str("format = \"csv\"\npath = \"x\"\ncolumnz = {}");
         assert!(r.is_err());
     }
 }

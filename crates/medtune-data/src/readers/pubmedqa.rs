@@ -9,8 +9,17 @@ use std::path::Path;
 
 /// Reads `path` (the `ori_pqal.json` file, or a directory holding it). Ids listed in
 /// `test_ids` (default `test_ground_truth.json` beside it, if present) get `fixed_split = test`.
-pub(super) fn read_pubmedqa(path: &Path, name: &str, test_ids: Option<&Path>, sink: &mut Sink) -> Result<()> {
-    let file = if path.is_dir() { path.join("ori_pqal.json") } else { path.to_path_buf() };
+pub(super) fn read_pubmedqa(
+    path: &Path,
+    name: &str,
+    test_ids: Option<&Path>,
+    sink: &mut Sink,
+) -> Result<()> {
+    let file = if path.is_dir() {
+        path.join("ori_pqal.json")
+    } else {
+        path.to_path_buf()
+    };
     let dir = file.parent().unwrap_or(Path::new("."));
     let truth = match test_ids {
         Some(p) if p.is_absolute() => Some(p.to_path_buf()),
@@ -46,9 +55,16 @@ pub(super) fn read_pubmedqa(path: &Path, name: &str, test_ids: Option<&Path>, si
     };
     for (pmid, item) in &items {
         let q = item.get("QUESTION").and_then(Value::as_str);
-        let decision = item.get("final_decision").and_then(Value::as_str).and_then(decision_word);
+        let decision = item
+            .get("final_decision")
+            .and_then(Value::as_str)
+            .and_then(decision_word);
         let (Some(q), Some(decision)) = (q, decision) else {
-            sink.bad(&file, 0, format!("PMID {pmid}: missing QUESTION or final_decision yes/no/maybe"))?;
+            sink.bad(
+                &file,
+                0,
+                format!("PMID {pmid}: missing QUESTION or final_decision yes/no/maybe"),
+            )?;
             continue;
         };
         let contexts: Vec<&str> = item
@@ -64,7 +80,10 @@ pub(super) fn read_pubmedqa(path: &Path, name: &str, test_ids: Option<&Path>, si
             label: Some(decision),
             source: name.to_string(),
             document_id: Some(pmid.clone()),
-            explanation: item.get("LONG_ANSWER").and_then(Value::as_str).map(str::to_owned),
+            explanation: item
+                .get("LONG_ANSWER")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
             fixed_split: test.contains(pmid).then(|| "test".to_string()),
             origin: Some(format!("{}#{pmid}", file.display())),
             ..Default::default()

@@ -299,7 +299,10 @@ mod tests {
     #[test]
     fn tokenizer_splits_punctuation_but_keeps_numbers() {
         assert_eq!(tokenize_13a("Hello, world."), "Hello , world .");
-        assert_eq!(tokenize_13a("It costs 3.50 (approx)"), "It costs 3.50 ( approx )");
+        assert_eq!(
+            tokenize_13a("It costs 3.50 (approx)"),
+            "It costs 3.50 ( approx )"
+        );
         assert_eq!(tokenize_13a("5-10 mg &amp; more"), "5 - 10 mg & more");
     }
 

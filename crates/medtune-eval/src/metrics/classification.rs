@@ -119,7 +119,10 @@ mod tests {
         let p = ["yes", "no", "no", "no"];
         let r = classification_report(&t, &p).expect("ok");
         assert_eq!(r.labels, ["maybe", "no", "yes"]);
-        assert_eq!(r.confusion, vec![vec![0, 1, 0], vec![0, 1, 0], vec![0, 1, 1]]);
+        assert_eq!(
+            r.confusion,
+            vec![vec![0, 1, 0], vec![0, 1, 0], vec![0, 1, 1]]
+        );
         assert_eq!(r.accuracy, 0.5);
         // "no": P 1/3, R 1, F1 0.5; "yes": P 1, R 0.5, F1 2/3; "maybe": 0
         assert!((r.macro_f1 - (0.5 + 2.0 / 3.0) / 3.0).abs() < 1e-12);

@@ -62,7 +62,9 @@ impl LayerNorm {
         let centred = x.broadcast_sub(&mean)?;
         let var = centred.sqr()?.mean_keepdim(D::Minus1)?;
         let normed = centred.broadcast_div(&(var + self.eps)?.sqrt()?)?;
-        Ok(normed.broadcast_mul(&self.weight)?.broadcast_add(&self.bias)?)
+        Ok(normed
+            .broadcast_mul(&self.weight)?
+            .broadcast_add(&self.bias)?)
     }
 }
 
@@ -128,8 +130,7 @@ impl Encoder {
                 config.hidden_act
             )));
         }
-        if config.num_attention_heads == 0 || config.hidden_size % config.num_attention_heads != 0
-        {
+        if config.num_attention_heads == 0 || config.hidden_size % config.num_attention_heads != 0 {
             return Err(Error::Invalid(format!(
                 "{}: hidden_size {} is not a multiple of num_attention_heads {}",
                 cfg_path.display(),
@@ -175,7 +176,8 @@ impl Encoder {
         }
         let tok_path = dir.join("tokenizer.json");
         let ctx = tok_path.display().to_string();
-        let mut tokenizer = tokenizers::Tokenizer::from_file(&tok_path).map_err(|e| tok_err(&ctx, e))?;
+        let mut tokenizer =
+            tokenizers::Tokenizer::from_file(&tok_path).map_err(|e| tok_err(&ctx, e))?;
         tokenizer.with_padding(None);
         tokenizer
             .with_truncation(Some(tokenizers::TruncationParams {
@@ -243,7 +245,9 @@ impl Encoder {
                 .attn_norm
                 .forward(&(layer.attn_out.forward(&ctx)? + &x)?)?;
             let inter = layer.intermediate.forward(&a)?.gelu_erf()?; // (T, F)
-            x = layer.out_norm.forward(&(layer.output.forward(&inter)? + &a)?)?;
+            x = layer
+                .out_norm
+                .forward(&(layer.output.forward(&inter)? + &a)?)?;
         }
         Ok(x)
     }
@@ -302,7 +306,11 @@ pub fn greedy_match(h: &[Vec<f64>], r: &[Vec<f64>]) -> BertScore {
         .sum::<f64>()
         / h.len() as f64;
     let recall = (0..r.len())
-        .map(|j| sim.iter().map(|row| row[j]).fold(f64::NEG_INFINITY, f64::max))
+        .map(|j| {
+            sim.iter()
+                .map(|row| row[j])
+                .fold(f64::NEG_INFINITY, f64::max)
+        })
         .sum::<f64>()
         / r.len() as f64;
     let f1 = if precision + recall > 0.0 {
@@ -345,9 +353,10 @@ struct Weights {
 
 impl Weights {
     fn get(&self, name: &str, shape: &[usize]) -> Result<Tensor> {
-        let t = self.map.get(name).ok_or_else(|| {
-            Error::Invalid(format!("{}: tensor {name} is missing", self.path))
-        })?;
+        let t = self
+            .map
+            .get(name)
+            .ok_or_else(|| Error::Invalid(format!("{}: tensor {name} is missing", self.path)))?;
         if t.dims() != shape {
             return Err(Error::Invalid(format!(
                 "{}: tensor {name} has shape {:?}, expected {shape:?}",
@@ -378,7 +387,10 @@ mod tests {
     #[test]
     fn softmax_rows_sum_to_one() {
         let x = Tensor::new(&[[1.0f64, 2.0, 3.0], [0.0, 0.0, 0.0]], &Device::Cpu).expect("t");
-        let s = softmax_last(&x).expect("softmax").to_vec2::<f64>().expect("vec");
+        let s = softmax_last(&x)
+            .expect("softmax")
+            .to_vec2::<f64>()
+            .expect("vec");
         assert!((s[1][0] - 1.0 / 3.0).abs() < 1e-12);
         assert!((s[0].iter().sum::<f64>() - 1.0).abs() < 1e-12);
     }

@@ -226,7 +226,10 @@ impl PairScores {
             ("rouge1_fmeasure_stem", self.rouge_stem.rouge1.fmeasure),
             ("rouge2_fmeasure_stem", self.rouge_stem.rouge2.fmeasure),
             ("rougeL_fmeasure_stem", self.rouge_stem.rouge_l.fmeasure),
-            ("rougeLsum_fmeasure_stem", self.rouge_stem.rouge_lsum.fmeasure),
+            (
+                "rougeLsum_fmeasure_stem",
+                self.rouge_stem.rouge_lsum.fmeasure,
+            ),
             ("meteor", self.meteor),
             ("exact_match", self.exact_match),
             ("f1", self.f1),
@@ -305,19 +308,35 @@ mod tests {
     #[test]
     fn bad_lines_name_line_and_field() {
         let cases = [
-            ("{\"id\":1,\"references\":[\"a\"]}", "missing field `hypothesis`"),
-            ("{\"id\":1,\"references\":[],\"hypothesis\":\"a\"}", "`references` is empty"),
-            ("{\"id\":1,\"references\":[\" \"],\"hypothesis\":\"a\"}", "references[0] is empty"),
-            ("{\"references\":[\"a\"],\"hypothesis\":\"a\"}", "missing field `id`"),
+            (
+                "{\"id\":1,\"references\":[\"a\"]}",
+                "missing field `hypothesis`",
+            ),
+            (
+                "{\"id\":1,\"references\":[],\"hypothesis\":\"a\"}",
+                "`references` is empty",
+            ),
+            (
+                "{\"id\":1,\"references\":[\" \"],\"hypothesis\":\"a\"}",
+                "references[0] is empty",
+            ),
+            (
+                "{\"references\":[\"a\"],\"hypothesis\":\"a\"}",
+                "missing field `id`",
+            ),
             ("[1]", "expected a JSON object"),
             ("{oops", "invalid JSON"),
         ];
         for (line, want) in cases {
-            let text = format!("{{\"id\":0,\"references\":[\"r\"],\"hypothesis\":\"h\"}}\n{line}\n");
+            let text =
+                format!("{{\"id\":0,\"references\":[\"r\"],\"hypothesis\":\"h\"}}\n{line}\n");
             let err = parse(&text).expect_err(line).to_string();
             assert!(err.contains("pairs.jsonl:2") && err.contains(want), "{err}");
         }
         let dup = "{\"id\":1,\"references\":[\"a\"],\"hypothesis\":\"a\"}\n{\"id\":1,\"references\":[\"a\"],\"hypothesis\":\"a\"}";
-        assert!(parse(dup).expect_err("dup").to_string().contains("already used on line 1"));
+        assert!(parse(dup)
+            .expect_err("dup")
+            .to_string()
+            .contains("already used on line 1"));
     }
 }

@@ -27,7 +27,10 @@ mod tests {
 
     #[test]
     fn split_matches_python_rules() {
-        assert_eq!(py_split("  a\tb\u{1f}c\u{a0}d \n"), vec!["a", "b", "c", "d"]);
+        assert_eq!(
+            py_split("  a\tb\u{1f}c\u{a0}d \n"),
+            vec!["a", "b", "c", "d"]
+        );
         assert!(py_split(" \t ").is_empty());
     }
 

@@ -77,7 +77,11 @@ impl RougeScorer {
                 Some(s) if t.len() > 3 => s.stem(t),
                 _ => t.to_string(),
             })
-            .filter(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()))
+            .filter(|t| {
+                !t.is_empty()
+                    && t.bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            })
             .collect()
     }
 
@@ -236,7 +240,10 @@ mod tests {
     #[test]
     fn tokenizer_lowercases_and_splits_non_alphanumerics() {
         let s = RougeScorer::new(false);
-        assert_eq!(s.tokenize("Hello, WORLD! 3.5mg"), ["hello", "world", "3", "5mg"]);
+        assert_eq!(
+            s.tokenize("Hello, WORLD! 3.5mg"),
+            ["hello", "world", "3", "5mg"]
+        );
         let st = RougeScorer::new(true);
         assert_eq!(st.tokenize("running dogs ran"), ["run", "dog", "ran"]);
     }

@@ -16,13 +16,18 @@ pub fn normalize_answer(s: &str) -> String {
     static ARTICLES: OnceLock<Regex> = OnceLock::new();
     let articles = ARTICLES.get_or_init(|| Regex::new(r"\b(a|an|the)\b").expect("valid regex"));
     let lower = super::pystr::py_lower(s);
-    let no_punct: String = lower.chars().filter(|c| !c.is_ascii_punctuation()).collect();
+    let no_punct: String = lower
+        .chars()
+        .filter(|c| !c.is_ascii_punctuation())
+        .collect();
     let no_articles = articles.replace_all(&no_punct, " ");
     py_split(&no_articles).join(" ")
 }
 
 fn em_one(prediction: &str, truth: &str) -> f64 {
-    f64::from(u8::from(normalize_answer(prediction) == normalize_answer(truth)))
+    f64::from(u8::from(
+        normalize_answer(prediction) == normalize_answer(truth),
+    ))
 }
 
 fn f1_one(prediction: &str, truth: &str) -> f64 {
@@ -52,10 +57,7 @@ fn f1_one(prediction: &str, truth: &str) -> f64 {
 }
 
 fn best<S: AsRef<str>>(truths: &[S], f: impl Fn(&str) -> f64) -> f64 {
-    truths
-        .iter()
-        .map(|t| f(t.as_ref()))
-        .fold(0.0, f64::max)
+    truths.iter().map(|t| f(t.as_ref())).fold(0.0, f64::max)
 }
 
 /// 1.0 when the normalised prediction equals some normalised gold answer, else 0.0.
@@ -74,7 +76,10 @@ mod tests {
 
     #[test]
     fn normalisation_drops_articles_and_punctuation() {
-        assert_eq!(normalize_answer("The  Heart-Attack, an event!"), "heartattack event");
+        assert_eq!(
+            normalize_answer("The  Heart-Attack, an event!"),
+            "heartattack event"
+        );
         assert_eq!(normalize_answer("theory"), "theory");
     }
 

@@ -225,7 +225,10 @@ impl WordNet {
         let path = &part.data_path;
         let bad = |m: &str| parse_err(path, 0, format!("synset at byte {offset}: {m}"));
         let start = usize::try_from(offset).map_err(|_| bad("offset too large"))?;
-        let rest = part.data.get(start..).ok_or_else(|| bad("past end of file"))?;
+        let rest = part
+            .data
+            .get(start..)
+            .ok_or_else(|| bad("past end of file"))?;
         let end = rest.iter().position(|&b| b == b'\n').unwrap_or(rest.len());
         let line = String::from_utf8_lossy(&rest[..end]);
         let f: Vec<&str> = line.split_whitespace().collect();

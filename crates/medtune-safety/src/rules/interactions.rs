@@ -31,11 +31,23 @@ impl Interactions {
             .map(|row| {
                 let (mut side_a, lit_a) = index.resolve_members(&row.members_a);
                 let (mut side_b, lit_b) = index.resolve_members(&row.members_b);
+                // A member list that is only a note ("(class: QT-prolonging drugs; ...)") falls
+                // back to the side's name, which a class in drug_classes.csv can define.
+                if side_a.is_empty() && lit_a.is_empty() {
+                    side_a = index.resolve_members(&row.drug_a).0;
+                }
+                if side_b.is_empty() && lit_b.is_empty() {
+                    side_b = index.resolve_members(&row.drug_b).0;
+                }
                 side_a.extend(lit_a.iter().cloned());
                 side_b.extend(lit_b.iter().cloned());
                 literals.extend(lit_a);
                 literals.extend(lit_b);
-                Rule { row, side_a, side_b }
+                Rule {
+                    row,
+                    side_a,
+                    side_b,
+                }
             })
             .collect();
         (Self { rules }, literals.into_iter().collect())
@@ -72,12 +84,24 @@ impl Interactions {
                     if same_mention || (ga == gb && ma.entry == mb.entry) {
                         continue;
                     }
-                    let key = if ga <= gb { (ri, ga.to_owned(), gb.to_owned()) } else { (ri, gb.to_owned(), ga.to_owned()) };
+                    let key = if ga <= gb {
+                        (ri, ga.to_owned(), gb.to_owned())
+                    } else {
+                        (ri, gb.to_owned(), ga.to_owned())
+                    };
                     if !seen.insert(key) {
                         continue;
                     }
-                    let ev_field = if fields[fb].field == crate::report::Field::Answer { fb } else { fa };
-                    let ev_range = if ev_field == fb { mb.range.clone() } else { ma.range.clone() };
+                    let ev_field = if fields[fb].field == crate::report::Field::Answer {
+                        fb
+                    } else {
+                        fa
+                    };
+                    let ev_range = if ev_field == fb {
+                        mb.range.clone()
+                    } else {
+                        ma.range.clone()
+                    };
                     out.push(self.warning(rule, ga, gb, fields[ev_field].evidence(ev_range)));
                 }
             }
@@ -88,11 +112,25 @@ impl Interactions {
     fn warning(&self, rule: &Rule, a: &str, b: &str, evidence: crate::report::Evidence) -> Warning {
         let r = &rule.row;
         let sev = r.severity.to_lowercase();
-        let severe = sev.contains("contraindicated") || sev.contains("high") || sev.contains("major");
-        let pair = if a == b { format!("{a} from more than one product") } else { format!("{a} + {b}") };
+        let severe =
+            sev.contains("contraindicated") || sev.contains("high") || sev.contains("major");
+        let pair = if a == b {
+            format!("{a} from more than one product")
+        } else {
+            format!("{a} + {b}")
+        };
         let message = if r.verified {
-            let lead = if sev.starts_with("contraindicated") { "Do not combine" } else { "Interaction" };
-            format!("{lead}: {pair} ({}): {}. {}.", r.severity, r.effect, r.management.trim_end_matches('.'))
+            let lead = if sev.starts_with("contraindicated") {
+                "Do not combine"
+            } else {
+                "Interaction"
+            };
+            format!(
+                "{lead}: {pair} ({}): {}. {}.",
+                r.severity,
+                r.effect,
+                r.management.trim_end_matches('.')
+            )
         } else {
             format!(
                 "{pair} may interact ({}): {}. {} {UNVERIFIED_NOTE}.",
@@ -101,7 +139,11 @@ impl Interactions {
                 r.management.trim_end_matches('.')
             )
         };
-        let risk_level = if severe && r.verified { RISK_SERIOUS } else { RISK_CAUTION };
+        let risk_level = if severe && r.verified {
+            RISK_SERIOUS
+        } else {
+            RISK_CAUTION
+        };
         Warning {
             category: Category::Interaction,
             subcategory: r.severity.clone(),
@@ -116,7 +158,10 @@ impl Interactions {
     /// Rule id and resolved sides, for tests and diagnostics.
     #[cfg(test)]
     pub fn sides(&self, id: &str) -> Option<(&BTreeSet<String>, &BTreeSet<String>)> {
-        self.rules.iter().find(|r| r.row.id == id).map(|r| (&r.side_a, &r.side_b))
+        self.rules
+            .iter()
+            .find(|r| r.row.id == id)
+            .map(|r| (&r.side_a, &r.side_b))
     }
 }
 
@@ -132,18 +177,32 @@ mod tests {
         let (rules, literals) = super::Interactions::resolve(t.interactions.clone(), &first);
         let (a, b) = rules.sides("A6").expect("A6");
         assert!(a.contains("oxycodone") && a.contains("tramadol"), "{a:?}");
-        assert!(b.contains("alprazolam") && b.contains("alcohol") && b.contains("pregabalin"), "{b:?}");
+        assert!(
+            b.contains("alprazolam") && b.contains("alcohol") && b.contains("pregabalin"),
+            "{b:?}"
+        );
         let (a, b) = rules.sides("A8").expect("A8");
         assert!(a.contains("sildenafil") && b.contains("nitroglycerin"));
         let (a, b) = rules.sides("ONC-21").expect("ONC-21");
-        assert!(a.is_empty() && b.is_empty(), "QT membership is left to the user");
-        assert!(literals.iter().any(|l| l == "st john's wort"), "{literals:?}");
+        assert!(
+            a.is_empty() && b.is_empty(),
+            "QT membership is left to the user"
+        );
+        assert!(
+            literals.iter().any(|l| l == "st john's wort"),
+            "{literals:?}"
+        );
         assert!(!literals.iter().any(|l| l == "topical"), "{literals:?}");
         // The literal names are recognised in text by the final index.
         let v = Validator::new(Config::default()).expect("validator");
         let r = v.check("Can I drink alcohol with my Xanax?", "", None);
-        assert!(r.of(crate::Category::Interaction).next().is_none(), "Xanax + alcohol has no opioid");
+        assert!(
+            r.of(crate::Category::Interaction).next().is_none(),
+            "Xanax + alcohol has no opioid"
+        );
         let r = v.check("Can I drink alcohol with oxycodone?", "", None);
-        assert!(r.of(crate::Category::Interaction).any(|w| w.source_row_id == "A6"));
+        assert!(r
+            .of(crate::Category::Interaction)
+            .any(|w| w.source_row_id == "A6"));
     }
 }

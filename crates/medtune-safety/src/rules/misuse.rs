@@ -35,7 +35,9 @@ impl Misuse {
     pub fn check(&self, ft: &FieldText, all: &[&FieldText], index: &DrugIndex) -> Vec<Warning> {
         let mut out = Vec::new();
         for r in &self.rows {
-            let Some(m) = r.pattern.find(&ft.norm.text) else { continue };
+            let Some(m) = r.pattern.find(&ft.norm.text) else {
+                continue;
+            };
             if !r.requires_class.is_empty() {
                 let named = all.iter().flat_map(|f| f.mentions.iter()).any(|mention| {
                     index

@@ -29,7 +29,11 @@ struct Exposure<'a> {
 
 impl Mme {
     pub fn new(rows: Vec<MmeRow>, factor_set: String, thresholds: MmeThresholds) -> Self {
-        Self { rows, factor_set, thresholds }
+        Self {
+            rows,
+            factor_set,
+            thresholds,
+        }
     }
 
     /// True when the table has rows for `set`.
@@ -38,9 +42,9 @@ impl Mme {
     }
 
     fn row(&self, set: &str, drug: &str, patch: bool) -> Option<&MmeRow> {
-        self.rows
-            .iter()
-            .find(|r| r.factor_set == set && r.drug == drug && r.route_form.contains("patch") == patch)
+        self.rows.iter().find(|r| {
+            r.factor_set == set && r.drug == drug && r.route_form.contains("patch") == patch
+        })
     }
 
     /// Total MME/day (when any opioid dose was convertible) and the warnings.
@@ -48,26 +52,32 @@ impl Mme {
         let mut out = Vec::new();
         let mut exposure: BTreeMap<&str, Exposure> = BTreeMap::new();
         let mut noted: Vec<(String, &str)> = Vec::new();
-        let mut note = |out: &mut Vec<Warning>, r: &Regimen, sub: &'static str, msg: String, id: String| {
-            if noted.iter().any(|(g, s)| g == &r.generic && *s == sub) {
-                return;
-            }
-            noted.push((r.generic.clone(), sub));
-            out.push(Warning {
-                category: Category::OpioidMme,
-                subcategory: sub.to_owned(),
-                message: msg,
-                evidence: Some(r.evidence.clone()),
-                source_row_id: id,
-                verified: true,
-                risk_level: RISK_NONE,
-            });
-        };
-        for r in regimens.iter().filter(|r| index.in_class(&r.generic, "opioid")) {
+        let mut note =
+            |out: &mut Vec<Warning>, r: &Regimen, sub: &'static str, msg: String, id: String| {
+                if noted.iter().any(|(g, s)| g == &r.generic && *s == sub) {
+                    return;
+                }
+                noted.push((r.generic.clone(), sub));
+                out.push(Warning {
+                    category: Category::OpioidMme,
+                    subcategory: sub.to_owned(),
+                    message: msg,
+                    evidence: Some(r.evidence.clone()),
+                    source_row_id: id,
+                    verified: true,
+                    risk_level: RISK_NONE,
+                });
+            };
+        for r in regimens
+            .iter()
+            .filter(|r| index.in_class(&r.generic, "opioid"))
+        {
             let g = r.generic.as_str();
             let set_row = self.row(&self.factor_set, g, r.unit == "mcg/hr");
             if g == "buprenorphine" || set_row.is_some_and(|x| x.factor.is_none()) {
-                let id = self.row(&self.factor_set, g, false).map_or_else(|| "opioid_mme.csv".into(), |x| x.id.clone());
+                let id = self
+                    .row(&self.factor_set, g, false)
+                    .map_or_else(|| "opioid_mme.csv".into(), |x| x.id.clone());
                 note(&mut out, r, "buprenorphine_excluded", "No MME is computed for buprenorphine: the CDC tables exclude it (partial agonist with a ceiling effect), and MME factors must not be used for opioid use disorder treatment.".into(), id);
                 continue;
             }
@@ -98,7 +108,11 @@ impl Mme {
             if e.patch_mcg_hr > 0.0 {
                 if let Some(f) = self.row(&self.factor_set, g, true).and_then(|x| x.factor) {
                     mme += e.patch_mcg_hr * f;
-                    parts.push(format!("{g} patch {} mcg/hr × {}", fmt_num(e.patch_mcg_hr), fmt_num(f)));
+                    parts.push(format!(
+                        "{g} patch {} mcg/hr × {}",
+                        fmt_num(e.patch_mcg_hr),
+                        fmt_num(f)
+                    ));
                 }
             }
             if e.oral_mg > 0.0 {
@@ -107,7 +121,10 @@ impl Mme {
                         .rows
                         .iter()
                         .filter(|x| x.factor_set == BAND_SET && x.drug == *g)
-                        .find(|x| x.band.is_some_and(|(lo, hi)| e.oral_mg >= lo && e.oral_mg < hi))
+                        .find(|x| {
+                            x.band
+                                .is_some_and(|(lo, hi)| e.oral_mg >= lo && e.oral_mg < hi)
+                        })
                         .and_then(|x| x.factor);
                     match band {
                         Some(b) if b > f => {
@@ -122,7 +139,11 @@ impl Mme {
                         }
                         _ => {
                             mme += e.oral_mg * f;
-                            parts.push(format!("{g} {} mg/day × {}", fmt_num(e.oral_mg), fmt_num(f)));
+                            parts.push(format!(
+                                "{g} {} mg/day × {}",
+                                fmt_num(e.oral_mg),
+                                fmt_num(f)
+                            ));
                         }
                     }
                 }
@@ -152,7 +173,11 @@ impl Mme {
             out.push(Warning {
                 category: Category::OpioidMme,
                 subcategory: sub,
-                message: format!("Opioid dose ≈ {} MME/day ({}). {advice}", fmt_num(total), parts.join(" + ")),
+                message: format!(
+                    "Opioid dose ≈ {} MME/day ({}). {advice}",
+                    fmt_num(total),
+                    parts.join(" + ")
+                ),
                 evidence: worst.map(|(r, _)| r.evidence.clone()),
                 source_row_id: id,
                 verified: true,

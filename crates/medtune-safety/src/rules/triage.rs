@@ -35,7 +35,11 @@ impl Triage {
         let mut phrases: Vec<String> = Vec::new();
         let mut targets: Vec<Vec<(usize, List)>> = Vec::new();
         for (i, r) in rows.iter().enumerate() {
-            let lists = [(List::A, &r.patterns_a), (List::B, &r.patterns_b), (List::Context, &r.context)];
+            let lists = [
+                (List::A, &r.patterns_a),
+                (List::B, &r.patterns_b),
+                (List::Context, &r.context),
+            ];
             for (list, pats) in lists {
                 for p in pats {
                     let key = NormText::new(p).text;
@@ -51,14 +55,27 @@ impl Triage {
         let automaton = AhoCorasick::builder()
             .match_kind(MatchKind::Standard)
             .build(&phrases)
-            .map_err(|e| Error::Matcher { what: "red-flag phrases", message: e.to_string() })?;
-        Ok(Self { rows, automaton, targets })
+            .map_err(|e| Error::Matcher {
+                what: "red-flag phrases",
+                message: e.to_string(),
+            })?;
+        Ok(Self {
+            rows,
+            automaton,
+            targets,
+        })
     }
 
     /// Red flags in one text. `answer` also drops conditional mentions and skips self-harm rows
     /// (self-harm is about the person asking). `pregnant` satisfies context rows; `opioid_named`
     /// satisfies the opioid side of overdose rows.
-    pub fn check(&self, ft: &FieldText, answer: bool, pregnant: bool, opioid_named: bool) -> Vec<Warning> {
+    pub fn check(
+        &self,
+        ft: &FieldText,
+        answer: bool,
+        pregnant: bool,
+        opioid_named: bool,
+    ) -> Vec<Warning> {
         let text = ft.norm.text.as_str();
         // hits[row] = first affirmed range per list.
         let mut hits: Vec<[Option<Range<usize>>; 3]> = vec![[None, None, None]; self.rows.len()];

@@ -7,7 +7,9 @@ use serde::Deserialize;
 #[derive(Deserialize)]
 struct Raw {
     id: String,
+    drug_a: String,
     drug_a_members: String,
+    drug_b: String,
     drug_b_members: String,
     severity: String,
     effect: String,
@@ -19,7 +21,10 @@ struct Raw {
 #[derive(Debug, Clone)]
 pub(crate) struct InteractionRow {
     pub id: String,
+    /// Side names ("SSRIs / SNRIs"), used when a member list names no drug.
+    pub drug_a: String,
     pub members_a: String,
+    pub drug_b: String,
     pub members_b: String,
     pub severity: String,
     pub effect: String,
@@ -33,7 +38,9 @@ impl InteractionRow {
             .into_iter()
             .map(|(_, r)| Self {
                 id: r.id.trim().to_owned(),
+                drug_a: r.drug_a,
                 members_a: r.drug_a_members,
+                drug_b: r.drug_b,
                 members_b: r.drug_b_members,
                 severity: r.severity.trim().to_owned(),
                 effect: r.effect.trim().to_owned(),

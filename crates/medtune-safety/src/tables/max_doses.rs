@@ -13,6 +13,7 @@ struct Raw {
     population_or_indication: String,
     limit_type: String,
     verification: String,
+    notes: String,
 }
 
 /// The kind of limit a row gives, in mg.
@@ -37,6 +38,8 @@ pub(crate) struct MaxDoseRow {
     pub population: String,
     pub limit: DoseLimit,
     pub verified: bool,
+    /// Free-text notes (renal, age and interaction caps).
+    pub notes: String,
 }
 
 impl MaxDoseRow {
@@ -56,7 +59,12 @@ impl MaxDoseRow {
                 };
                 let unit = r.unit.to_ascii_lowercase();
                 if !unit.starts_with("mg") {
-                    return Err(field_error(file, line, "unit", format!("unit {:?} is not mg", r.unit)));
+                    return Err(field_error(
+                        file,
+                        line,
+                        "unit",
+                        format!("unit {:?} is not mg", r.unit),
+                    ));
                 }
                 if unit.contains("week") || r.limit_type == "weekly_max" {
                     DoseLimit::Weekly(max)
@@ -71,6 +79,7 @@ impl MaxDoseRow {
                 population: r.population_or_indication.trim().to_owned(),
                 limit,
                 verified: is_verified(&r.verification),
+                notes: r.notes.trim().to_owned(),
             });
         }
         Ok(out)
@@ -89,7 +98,16 @@ pub(crate) fn clean_drug_name(name: &str) -> String {
             _ => {}
         }
     }
-    const DROP: &[&str] = &["sodium", "sulfate", "hydrochloride", "tartrate", "xl", "ir", "er", "sr"];
+    const DROP: &[&str] = &[
+        "sodium",
+        "sulfate",
+        "hydrochloride",
+        "tartrate",
+        "xl",
+        "ir",
+        "er",
+        "sr",
+    ];
     plain
         .split_whitespace()
         .filter(|w| !DROP.contains(&w.to_ascii_lowercase().as_str()))

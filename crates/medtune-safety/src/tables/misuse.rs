@@ -36,7 +36,14 @@ impl MisuseRow {
         for (line, r) in read_rows::<Raw>(file, text)? {
             let risk_level = match r.risk_level.trim().parse::<u8>() {
                 Ok(v) if v <= 3 => v,
-                _ => return Err(field_error(file, line, "risk_level", format!("{:?} is not 0..=3", r.risk_level))),
+                _ => {
+                    return Err(field_error(
+                        file,
+                        line,
+                        "risk_level",
+                        format!("{:?} is not 0..=3", r.risk_level),
+                    ))
+                }
             };
             let pattern = regex::Regex::new(&r.pattern)
                 .map_err(|e| field_error(file, line, "pattern", e.to_string()))?;

@@ -35,7 +35,12 @@ impl MmeRow {
             let factor = match f {
                 "EXCLUDED" | "N/A" | "n/a" | "" => None,
                 _ => Some(f.parse::<f64>().map_err(|_| {
-                    field_error(file, line, "mme_conversion_factor", format!("not a number: {f:?}"))
+                    field_error(
+                        file,
+                        line,
+                        "mme_conversion_factor",
+                        format!("not a number: {f:?}"),
+                    )
                 })?),
             };
             out.push(Self {
@@ -59,7 +64,11 @@ fn parse_band(s: &str) -> Option<(f64, f64)> {
     let lo: f64 = lo.trim().parse().ok()?;
     let hi_digits: String = hi.chars().take_while(|c| c.is_ascii_digit()).collect();
     let open = hi.contains('+');
-    let hi = if open { f64::INFINITY } else { hi_digits.parse::<f64>().ok()? + 1.0 };
+    let hi = if open {
+        f64::INFINITY
+    } else {
+        hi_digits.parse::<f64>().ok()? + 1.0
+    };
     Some((lo, hi))
 }
 
@@ -84,15 +93,28 @@ impl MmeThresholds {
     pub fn parse(file: &str, text: &str) -> Result<Self> {
         let mut values: Vec<(f64, String)> = Vec::new();
         for (line, r) in read_rows::<RawThreshold>(file, text)? {
-            if let (Ok(v), true) = (r.threshold_mme_per_day.trim().parse::<f64>(), is_verified(&r.verification)) {
+            if let (Ok(v), true) = (
+                r.threshold_mme_per_day.trim().parse::<f64>(),
+                is_verified(&r.verification),
+            ) {
                 values.push((v, format!("{file}:{line}")));
             }
         }
         let lo = values.iter().min_by(|a, b| a.0.total_cmp(&b.0)).cloned();
         let hi = values.iter().max_by(|a, b| a.0.total_cmp(&b.0)).cloned();
         match (lo, hi) {
-            (Some(lo), Some(hi)) => Ok(Self { caution: lo.0, strong: hi.0, caution_id: lo.1, strong_id: hi.1 }),
-            _ => Err(field_error(file, 2, "threshold_mme_per_day", "no verified numeric threshold")),
+            (Some(lo), Some(hi)) => Ok(Self {
+                caution: lo.0,
+                strong: hi.0,
+                caution_id: lo.1,
+                strong_id: hi.1,
+            }),
+            _ => Err(field_error(
+                file,
+                2,
+                "threshold_mme_per_day",
+                "no verified numeric threshold",
+            )),
         }
     }
 }

@@ -212,9 +212,10 @@ mod tests {
     #[test]
     fn bad_row_names_file_line_and_field() {
         let mut texts = TableTexts::embedded();
-        texts.misuse_rules = "id,category,subcategory,risk_level,requires_class,pattern,message,notes\n\
+        texts.misuse_rules =
+            "id,category,subcategory,risk_level,requires_class,pattern,message,notes\n\
                               X-1,recreational,x,seven,,abc,msg,\n"
-            .to_owned();
+                .to_owned();
         let err = Tables::parse(&texts).expect_err("bad risk level");
         let msg = err.to_string();
         assert!(msg.contains("misuse_rules.csv"), "{msg}");

@@ -53,7 +53,14 @@ impl RedFlagRow {
             let risk_level = match r.priority.trim() {
                 "emergency_now" => RISK_EMERGENCY,
                 "urgent_now" => RISK_SERIOUS,
-                other => return Err(field_error(file, line, "priority", format!("unknown priority {other:?}"))),
+                other => {
+                    return Err(field_error(
+                        file,
+                        line,
+                        "priority",
+                        format!("unknown priority {other:?}"),
+                    ))
+                }
             };
             let t = r.trigger_type.trim();
             let trigger = if t.starts_with("any_phrase") {
@@ -65,7 +72,12 @@ impl RedFlagRow {
             } else if t.starts_with("combination") {
                 Trigger::AAndB
             } else {
-                return Err(field_error(file, line, "trigger_type", format!("unknown trigger {t:?}")));
+                return Err(field_error(
+                    file,
+                    line,
+                    "trigger_type",
+                    format!("unknown trigger {t:?}"),
+                ));
             };
             let patterns_a = split_list(&r.patterns_a);
             let patterns_b = split_list(&r.patterns_b);
@@ -79,10 +91,20 @@ impl RedFlagRow {
             }
             let needs_b = matches!(trigger, Trigger::AAndB | Trigger::AAndBOrOpioidB);
             if needs_b && patterns_b.is_empty() {
-                return Err(field_error(file, line, "patterns_b", "empty for a combination trigger"));
+                return Err(field_error(
+                    file,
+                    line,
+                    "patterns_b",
+                    "empty for a combination trigger",
+                ));
             }
             if trigger == Trigger::ContextAndA && context.is_empty() {
-                return Err(field_error(file, line, "context_required", "empty for a context trigger"));
+                return Err(field_error(
+                    file,
+                    line,
+                    "context_required",
+                    "empty for a context trigger",
+                ));
             }
             out.push(Self {
                 id: r.id.trim().to_owned(),

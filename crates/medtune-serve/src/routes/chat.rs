@@ -59,7 +59,9 @@ pub async fn completions(
     let body = futures_util::stream::unfold(rx, |mut rx: Receiver<SseEvent>| async move {
         rx.recv().await.map(|e| (Ok::<_, Infallible>(e), rx))
     });
-    Ok(Sse::new(body).keep_alive(KeepAlive::default()).into_response())
+    Ok(Sse::new(body)
+        .keep_alive(KeepAlive::default())
+        .into_response())
 }
 
 fn unix_now() -> u64 {
@@ -77,7 +79,10 @@ fn usage(answer: &Answer) -> Value {
 }
 
 fn finish_reason(answer: &Answer) -> &'static str {
-    answer.output.as_ref().map_or("stop", |o| o.finish_reason.as_str())
+    answer
+        .output
+        .as_ref()
+        .map_or("stop", |o| o.finish_reason.as_str())
 }
 
 fn completion_body(state: &AppState, request_id: u64, answer: &Answer) -> Value {
@@ -172,7 +177,10 @@ impl Streamer {
         let last = match answer {
             Ok(answer) => {
                 if let Some(tail) = safety_tail(&answer) {
-                    if !self.send(self.chunk(json!({"content": tail}), None, &[])).await {
+                    if !self
+                        .send(self.chunk(json!({"content": tail}), None, &[]))
+                        .await
+                    {
                         return;
                     }
                 }
@@ -201,7 +209,10 @@ impl Streamer {
                 .map_err(|_| answer::timeout(&self.state))?;
             match event {
                 Some(Event::Token(piece)) => {
-                    if !self.send(self.chunk(json!({"content": piece}), None, &[])).await {
+                    if !self
+                        .send(self.chunk(json!({"content": piece}), None, &[]))
+                        .await
+                    {
                         return Err(ApiError::Unavailable);
                     }
                 }

@@ -35,11 +35,13 @@ pub async fn generate(
         patient_context: req.patient_context.as_ref(),
     };
     let answer = complete(&state, request, safety, request_id).await?;
-    let (prompt_tokens, completion_tokens, finish_reason) = answer
-        .output
-        .as_ref()
-        .map_or((0, 0, "escalated"), |o| {
-            (o.prompt_tokens, o.completion_tokens, o.finish_reason.as_str())
+    let (prompt_tokens, completion_tokens, finish_reason) =
+        answer.output.as_ref().map_or((0, 0, "escalated"), |o| {
+            (
+                o.prompt_tokens,
+                o.completion_tokens,
+                o.finish_reason.as_str(),
+            )
         });
     Ok(Json(json!({
         "response": answer.text,

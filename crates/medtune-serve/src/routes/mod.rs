@@ -57,7 +57,10 @@ fn body_bytes(state: &AppState, body: Result<Bytes, BytesRejection>) -> Result<B
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::PayloadTooLarge(state.settings().body_limit_bytes)
         } else {
-            ApiError::BadRequest(format!("cannot read request body: {}", rejection.body_text()))
+            ApiError::BadRequest(format!(
+                "cannot read request body: {}",
+                rejection.body_text()
+            ))
         }
     })
 }

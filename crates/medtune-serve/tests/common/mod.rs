@@ -115,7 +115,11 @@ impl Engine for ScriptEngine {
             outs.push(GenOutput {
                 completion_tokens: text.split_whitespace().count(),
                 text,
-                prompt_tokens: r.messages.iter().map(|m| m.content.split_whitespace().count()).sum(),
+                prompt_tokens: r
+                    .messages
+                    .iter()
+                    .map(|m| m.content.split_whitespace().count())
+                    .sum(),
                 finish_reason: finish,
             });
         }
@@ -163,7 +167,12 @@ impl SafetyHook for TestSafety {
         }
         Ok(SafetyReport {
             risk_level: if warnings.is_empty() { 0 } else { 2 },
-            action: if warnings.is_empty() { "pass" } else { "annotate" }.into(),
+            action: if warnings.is_empty() {
+                "pass"
+            } else {
+                "annotate"
+            }
+            .into(),
             warnings,
             final_text: format!("{answer}\n\n{DISCLAIMER}"),
             disclaimer: DISCLAIMER.into(),

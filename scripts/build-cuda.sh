@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Builds `medtune` with the `cuda` feature on a machine without a system CUDA toolkit, for
+# Hopper GPUs (H100/H200, compute capability 9.0), into target-cuda/ (the CPU build in
+# target/ is untouched), then strips and compresses the binary into .gpu/ for the device.
+#
+#   scripts/build-cuda.sh            # medtune binary  -> .gpu/medtune.zst
+#   scripts/build-cuda.sh --tests    # also the medtune-model test executables -> .gpu/tests/*.zst
+#
+# Toolkit: the CUDA 13.0 nvcc wheels from PyPI in a venv under .cuda/ (13.0 matches the H100
+# driver 580; newer PTX would not JIT there). The wheels ship only versioned libcudart.so.13,
+# so a linker script named libcudart.so in .cuda/link/ points the link at libcudart_static.a.
+# cuBLAS, cuRAND and NVRTC stay dynamic: found at run time on the GPU machine
+# (/usr/local/cuda/lib64 there; see bench/README.md).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+VENV=$ROOT/.cuda/venv
+WHEELS="nvidia-cuda-nvcc==13.0.88 nvidia-cuda-crt==13.0.88 nvidia-nvvm==13.0.88 nvidia-cuda-runtime==13.0.96 nvidia-cuda-cccl==13.0.85"
+
+if [ ! -x "$VENV/bin/python" ]; then
+    python3 -m venv "$VENV"
+fi
+# shellcheck disable=SC2086
+"$VENV/bin/pip" install -q $WHEELS
+CU=$("$VENV/bin/python" -c 'import nvidia, os; print(os.path.join(list(nvidia.__path__)[0], "cu13"))')
+[ -x "$CU/bin/nvcc" ] || { echo "error: no nvcc under $CU" >&2; exit 2; }
+
+# Link the CUDA runtime statically: libcudart.so -> INPUT(libcudart_static.a).
+LINK=$ROOT/.cuda/link
+mkdir -p "$LINK"
+echo "INPUT($CU/lib/libcudart_static.a)" > "$LINK/libcudart.so"
+
+export PATH=$CU/bin:$PATH CUDA_HOME=$CU CUDA_PATH=$CU CUDA_ROOT=$CU CUDA_COMPUTE_CAP=90
+export LIBRARY_PATH=$LINK:$CU/lib${LIBRARY_PATH:+:$LIBRARY_PATH}
+export RUSTFLAGS="-L native=$LINK -L native=$CU/lib ${RUSTFLAGS:-}"
+export CARGO_TARGET_DIR=$ROOT/target-cuda
+nvcc --version | tail -n 2
+
+nice -n 19 cargo build --release --features cuda -p medtune-cli --bin medtune
+mkdir -p "$ROOT/.gpu"
+strip -o "$ROOT/.gpu/medtune" "$CARGO_TARGET_DIR/release/medtune"
+zstd -q -19 -f "$ROOT/.gpu/medtune" -o "$ROOT/.gpu/medtune.zst"
+rm "$ROOT/.gpu/medtune"
+ls -l "$ROOT/.gpu/medtune.zst"
+
+if [ "${1:-}" = "--tests" ]; then
+    mkdir -p "$ROOT/.gpu/tests"
+    nice -n 19 cargo test --release --features cuda -p medtune-model --no-run \
+        --message-format=json 2>/dev/null |
+        "$VENV/bin/python" -c 'import json,sys
+for l in sys.stdin:
+    m = json.loads(l)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["kind"] == ["test"]:
+        print(m["target"]["name"], m["executable"])' |
+        while read -r name exe; do
+            strip -o "$ROOT/.gpu/tests/$name" "$exe"
+            zstd -q -19 -f --rm "$ROOT/.gpu/tests/$name" -o "$ROOT/.gpu/tests/$name.zst"
+        done
+    ls -l "$ROOT/.gpu/tests"
+fi
