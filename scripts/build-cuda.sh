@@ -36,6 +36,23 @@ export RUSTFLAGS="-L native=$LINK -L native=$CU/lib ${RUSTFLAGS:-}"
 export CARGO_TARGET_DIR=$ROOT/target-cuda
 nvcc --version | tail -n 2
 
+# cudarc links cuBLAS, cuBLASLt, cuRAND, NVRTC and the driver dynamically, and none of them is
+# in the nvcc wheels: link against stub libraries with the real SONAMEs, one empty function per
+# symbol cudarc references. At run time the loader finds the real ones on the GPU machine.
+nice -n 19 cargo build --release --features cuda -p medtune-train
+RLIB=$(ls -t "$CARGO_TARGET_DIR"/release/deps/libcudarc-*.rlib | head -n 1)
+nm -u "$RLIB" | awk '{print $2}' | grep -E '^(cu|nvrtc)' | sort -u > "$LINK/symbols.txt"
+stub() { # stub SONAME LINKNAME REGEX [EXCLUDE]
+    local src="$LINK/$2.c"
+    grep -E "$3" "$LINK/symbols.txt" | grep -Ev "${4:-^$}" | sed 's/.*/void &(void) {}/' > "$src"
+    cc -shared -fPIC -nostdlib -Wl,-soname,"$1" -o "$LINK/lib$2.so" "$src"
+}
+stub libcublasLt.so.13 cublasLt '^cublasLt'
+stub libcublas.so.13 cublas '^cublas' '^cublasLt'
+stub libcurand.so.10 curand '^curand'
+stub libnvrtc.so.13 nvrtc '^nvrtc'
+stub libcuda.so.1 cuda '^cu' '^(cublas|curand)'
+
 nice -n 19 cargo build --release --features cuda -p medtune-cli --bin medtune
 mkdir -p "$ROOT/.gpu"
 strip -o "$ROOT/.gpu/medtune" "$CARGO_TARGET_DIR/release/medtune"

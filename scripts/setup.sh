@@ -86,7 +86,13 @@ PY
   [ -f "$WN/data.noun" ] || { echo "setup: WordNet data files not found" >&2; exit 2; }
 fi
 
-# 4. the binary
+# 4. a TrueType font for plot labels (Debian's fonts-dejavu-core), best effort
+if [ ! -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] && command -v apt-get >/dev/null; then
+  (apt-get install -y -q fonts-dejavu-core >/dev/null 2>&1 || (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q fonts-dejavu-core >/dev/null 2>&1)) \
+    || echo "setup: warning: could not install fonts-dejavu-core; plots will be skipped" >&2
+fi
+
+# 5. the binary
 if [ "${MEDTUNE_SKIP_BUILD:-0}" != 1 ]; then
   cargo build --release -p medtune-cli
 fi

@@ -22,8 +22,8 @@ enum Command {
     Verify(commands::verify::VerifyArgs),
     /// Export a trained adapter: `export merged` folds it into the base (HF safetensors).
     Export(commands::export::ExportArgs),
-    /// Evaluate outputs: `eval metrics` scores hypothesis/reference pairs (BLEU, ROUGE, METEOR, ...).
-    Eval(commands::eval_metrics::EvalArgs),
+    /// Evaluate base vs adapters on medical benchmarks; `eval metrics` scores text pairs.
+    Eval(commands::eval::EvalArgs),
     /// Serve a model: REST + OpenAI-compatible API, chat page, safety report on every answer.
     Serve(commands::serve::ServeArgs),
     /// Run a model on stored inputs (logits, loss) or describe it.
@@ -49,7 +49,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         // subcommand dispatch (one line each):
         Command::Verify(args) => commands::verify::run(args),
         Command::Export(args) => commands::export::run(args),
-        Command::Eval(args) => commands::eval_metrics::run(args),
+        Command::Eval(args) => commands::eval::run(args),
         Command::Serve(args) => commands::serve::run(args),
         Command::Model(args) => commands::model::run(args),
         Command::Generate(args) => commands::generate::run(args),

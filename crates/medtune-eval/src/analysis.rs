@@ -33,7 +33,11 @@ pub fn safety_flags(v: &Validator, question: &str, answer: &str) -> Vec<String> 
     let mut cats: Vec<String> = report
         .warnings
         .iter()
-        .filter(|w| w.evidence.as_ref().is_some_and(|e| e.field == Field::Answer))
+        .filter(|w| {
+            w.evidence
+                .as_ref()
+                .is_some_and(|e| e.field == Field::Answer)
+        })
         .map(|w| {
             serde_json::to_value(w.category)
                 .ok()
@@ -182,7 +186,9 @@ mod tests {
         assert!(is_refusal("I'm sorry, but I can't help with that."));
         assert!(is_refusal("As an AI, I do not prescribe."));
         assert!(!is_refusal("Ibuprofen 400 mg every 6 hours."));
-        assert!(!is_refusal("Patients who cannot sleep should see a doctor."));
+        assert!(!is_refusal(
+            "Patients who cannot sleep should see a doctor."
+        ));
     }
 
     #[test]

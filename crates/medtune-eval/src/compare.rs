@@ -175,12 +175,15 @@ struct Cols<'a> {
 impl Cols<'_> {
     fn eval(&self, stat: Stat, idx: &[usize], scorer: &TextScorer) -> f64 {
         let n = idx.len().max(1) as f64;
-        let mean = |f: &dyn Fn(&Prediction) -> f64| idx.iter().map(|&i| f(self.preds[i])).sum::<f64>() / n;
+        let mean =
+            |f: &dyn Fn(&Prediction) -> f64| idx.iter().map(|&i| f(self.preds[i])).sum::<f64>() / n;
         match stat {
             Stat::Accuracy => mean(&|p| f64::from(u8::from(p.correct() == Some(true)))),
-            Stat::AccuracyNorm => {
-                mean(&|p| f64::from(u8::from(p.predicted_norm.as_deref() == Some(p.gold.as_str()))))
-            }
+            Stat::AccuracyNorm => mean(&|p| {
+                f64::from(u8::from(
+                    p.predicted_norm.as_deref() == Some(p.gold.as_str()),
+                ))
+            }),
             Stat::FormatFailureRate => mean(&|p| f64::from(u8::from(p.format_failure()))),
             Stat::MacroF1 => {
                 let gold: Vec<&str> = idx.iter().map(|&i| self.preds[i].gold.as_str()).collect();
@@ -190,11 +193,7 @@ impl Cols<'_> {
                     .collect();
                 classification_report(&gold, &pred).map_or(f64::NAN, |r| r.macro_f1)
             }
-            Stat::Text(m) => mean(&|p| {
-                p.text_scores
-                    .and_then(|t| t.get(m))
-                    .unwrap_or(f64::NAN)
-            }),
+            Stat::Text(m) => mean(&|p| p.text_scores.and_then(|t| t.get(m)).unwrap_or(f64::NAN)),
             Stat::CorpusBleu => {
                 let mut sum = BleuStats::default();
                 for &i in idx {
@@ -202,9 +201,9 @@ impl Cols<'_> {
                 }
                 scorer.bleu_from_stats(&sum)
             }
-            Stat::LengthRatio => mean(&|p| {
-                word_count(&p.output) as f64 / word_count(&p.reference).max(1) as f64
-            }),
+            Stat::LengthRatio => {
+                mean(&|p| word_count(&p.output) as f64 / word_count(&p.reference).max(1) as f64)
+            }
             Stat::Perplexity => {
                 let (mut tok, mut lp) = (0usize, 0.0f64);
                 for &i in idx {
@@ -297,7 +296,11 @@ impl Comparison {
                 .collect();
             let context = format!("{suite}/{}", mode.name());
             for (t, c) in targets.iter().zip(&cols).skip(1) {
-                check_same_items(&format!("{context}: {} vs {t}", targets[0]), &cols[0].preds, &c.preds)?;
+                check_same_items(
+                    &format!("{context}: {} vs {t}", targets[0]),
+                    &cols[0].preds,
+                    &c.preds,
+                )?;
             }
             let n = cols[0].preds.len();
             if n == 0 {
@@ -408,9 +411,15 @@ impl Comparison {
     }
 
     /// The row of `metric` for `target` on `suite`/`mode`.
-    pub fn metric(&self, target: &str, suite: Suite, mode: Mode, metric: &str) -> Option<&MetricRow> {
-        self.metrics
-            .iter()
-            .find(|r| r.target == target && r.suite == suite && r.mode == mode && r.metric == metric)
+    pub fn metric(
+        &self,
+        target: &str,
+        suite: Suite,
+        mode: Mode,
+        metric: &str,
+    ) -> Option<&MetricRow> {
+        self.metrics.iter().find(|r| {
+            r.target == target && r.suite == suite && r.mode == mode && r.metric == metric
+        })
     }
 }

@@ -13,7 +13,7 @@ pub enum Error {
         suite: String,
         /// What the reader said.
         #[source]
-        source: medtune_data::Error,
+        source: Box<medtune_data::Error>,
     },
     /// A suite needs an input that was not given or not found.
     #[error("suite {suite}: {message}")]
@@ -46,11 +46,11 @@ pub enum Error {
         target: String,
         /// The model error.
         #[source]
-        source: medtune_model::Error,
+        source: Box<medtune_model::Error>,
     },
     /// A tensor operation of the scorer failed.
     #[error("scoring: {0}")]
-    Candle(#[from] candle_core::Error),
+    Candle(#[from] Box<candle_core::Error>),
     /// A metric rejected its input.
     #[error("metric: {0}")]
     Metric(#[from] crate::metrics::Error),
@@ -64,7 +64,7 @@ pub enum Error {
     },
     /// A chart could not be drawn.
     #[error("plot: {0}")]
-    Plot(#[from] medtune_train::plot::PlotError),
+    Plot(#[from] Box<medtune_train::plot::PlotError>),
     /// A setting is out of range.
     #[error("invalid setting `{field}`: {message}")]
     Setting {
@@ -80,7 +80,15 @@ impl Error {
     pub fn model(target: &str, source: medtune_model::Error) -> Self {
         Error::Model {
             target: target.to_string(),
-            source,
+            source: Box::new(source),
+        }
+    }
+
+    /// A reader error while loading `suite`.
+    pub fn data(suite: &str, source: medtune_data::Error) -> Self {
+        Error::Data {
+            suite: suite.to_string(),
+            source: Box::new(source),
         }
     }
 
@@ -90,6 +98,18 @@ impl Error {
             id: id.to_string(),
             message: message.into(),
         }
+    }
+}
+
+impl From<medtune_train::plot::PlotError> for Error {
+    fn from(e: medtune_train::plot::PlotError) -> Self {
+        Error::Plot(Box::new(e))
+    }
+}
+
+impl From<candle_core::Error> for Error {
+    fn from(e: candle_core::Error) -> Self {
+        Error::Candle(Box::new(e))
     }
 }
 

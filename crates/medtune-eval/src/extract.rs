@@ -41,7 +41,9 @@ impl Method {
 }
 
 fn re(cell: &'static OnceLock<Regex>, pattern: &str) -> &'static Regex {
-    cell.get_or_init(|| Regex::new(pattern).unwrap_or_else(|e| panic!("built-in regex {pattern}: {e}")))
+    cell.get_or_init(|| {
+        Regex::new(pattern).unwrap_or_else(|e| panic!("built-in regex {pattern}: {e}"))
+    })
 }
 
 fn json_fields(text: &str) -> Option<(String, Option<String>)> {
@@ -89,7 +91,9 @@ pub fn extract_mcq(text: &str, options: &[String]) -> Option<(usize, Method)> {
     let n = options.len();
     let by_text = |s: &str| {
         let s = normalise(s);
-        options.iter().position(|o| !s.is_empty() && normalise(o) == s)
+        options
+            .iter()
+            .position(|o| !s.is_empty() && normalise(o) == s)
     };
     if let Some((a, _)) = json_fields(text) {
         if let Some(i) = letter_index(&a, n).or_else(|| by_text(&a)) {
@@ -135,18 +139,24 @@ pub fn extract_mcq(text: &str, options: &[String]) -> Option<(usize, Method)> {
 fn decision_word(s: &str) -> Option<&'static str> {
     static WORD: OnceLock<Regex> = OnceLock::new();
     let w = re(&WORD, r"(?i)\b(yes|no|maybe)\b");
-    w.captures(s).map(|c| match c[1].to_ascii_lowercase().as_str() {
-        "yes" => "yes",
-        "no" => "no",
-        _ => "maybe",
-    })
+    w.captures(s)
+        .map(|c| match c[1].to_ascii_lowercase().as_str() {
+            "yes" => "yes",
+            "no" => "no",
+            _ => "maybe",
+        })
 }
 
 fn dose_word(s: &str) -> Option<&'static str> {
     static WORD: OnceLock<Regex> = OnceLock::new();
     let w = re(&WORD, r"(?i)\b(low|high)\b");
-    w.captures(s)
-        .map(|c| if c[1].eq_ignore_ascii_case("low") { "low" } else { "high" })
+    w.captures(s).map(|c| {
+        if c[1].eq_ignore_ascii_case("low") {
+            "low"
+        } else {
+            "high"
+        }
+    })
 }
 
 /// The label a decision reply gives, among `labels` (`yes`/`no`/`maybe`, or Q-Pain's
@@ -213,15 +223,28 @@ mod tests {
     #[test]
     fn decisions_and_doses() {
         let pub_labels: Vec<String> = ["yes", "no", "maybe"].map(String::from).to_vec();
-        assert_eq!(extract_decision(r#"{"answer": "maybe"}"#, &pub_labels).unwrap().0, 2);
-        assert_eq!(extract_decision("No, it does not.", &pub_labels).unwrap().0, 1);
+        assert_eq!(
+            extract_decision(r#"{"answer": "maybe"}"#, &pub_labels)
+                .unwrap()
+                .0,
+            2
+        );
+        assert_eq!(
+            extract_decision("No, it does not.", &pub_labels).unwrap().0,
+            1
+        );
         assert_eq!(extract_decision("Unclear from data", &pub_labels), None);
         let q: Vec<String> = ["no", "yes/low", "yes/high"].map(String::from).to_vec();
         assert_eq!(
             extract_decision(r#"{"answer": "yes", "dose": "high"}"#, &q).unwrap(),
             (2, Method::Json)
         );
-        assert_eq!(extract_decision("Yes. A low supply (1 week).", &q).unwrap().0, 1);
+        assert_eq!(
+            extract_decision("Yes. A low supply (1 week).", &q)
+                .unwrap()
+                .0,
+            1
+        );
         assert_eq!(extract_decision("Yes, I would.", &q), None);
         assert_eq!(extract_decision("No.", &q).unwrap().0, 0);
     }

@@ -30,7 +30,15 @@ pub struct TextScores {
 }
 
 /// The metric names of [`TextScores`], in CSV order.
-pub const TEXT_METRICS: [&str; 7] = ["bleu", "rouge1", "rouge2", "rouge_l", "meteor", "exact_match", "f1"];
+pub const TEXT_METRICS: [&str; 7] = [
+    "bleu",
+    "rouge1",
+    "rouge2",
+    "rouge_l",
+    "meteor",
+    "exact_match",
+    "f1",
+];
 
 impl TextScores {
     /// The value of metric `name` (one of [`TEXT_METRICS`]).
@@ -120,11 +128,15 @@ mod tests {
     #[test]
     fn identical_text_scores_perfectly_and_unrelated_text_does_not() {
         let s = TextScorer::new(None);
-        let same = s.score("Aspirin thins the blood.", "Aspirin thins the blood.").unwrap();
+        let same = s
+            .score("Aspirin thins the blood.", "Aspirin thins the blood.")
+            .unwrap();
         assert!((same.bleu - 100.0).abs() < 1e-9);
         assert_eq!((same.rouge1, same.exact_match, same.f1), (1.0, 1.0, 1.0));
         assert_eq!(same.meteor, None);
-        let other = s.score("Rest and fluids.", "Aspirin thins the blood.").unwrap();
+        let other = s
+            .score("Rest and fluids.", "Aspirin thins the blood.")
+            .unwrap();
         assert_eq!((other.rouge1, other.exact_match, other.f1), (0.0, 0.0, 0.0));
         assert!(s.corpus_bleu(&[("a b c d", "a b c d")]).unwrap() > 99.0);
     }

@@ -11,6 +11,7 @@
 //!
 //! The prompt, which is most of the tokens, is thus never recomputed per option.
 
+use crate::error::{Error, Result};
 use candle_core::{DType, Device, Tensor, D};
 use medtune_model::mask::positions_from_mask;
 use medtune_model::{DecoderLm, KvCache};
@@ -55,11 +56,16 @@ fn log_softmax(x: &Tensor) -> candle_core::Result<Tensor> {
     shifted.broadcast_sub(&lse)
 }
 
-fn invalid(msg: String) -> medtune_model::Error {
-    medtune_model::Error::Input {
+fn invalid(msg: String) -> Error {
+    Error::Setting {
         field: "choices".into(),
         message: msg,
     }
+}
+
+/// Model errors of the scorer; [`crate::run`] names the target.
+fn model_err(e: medtune_model::Error) -> Error {
+    Error::model("scorer", e)
 }
 
 /// Scores a batch of items (see the module docs). Returns one [`ChoiceScores`] per request.
@@ -67,10 +73,7 @@ fn invalid(msg: String) -> medtune_model::Error {
 /// Shapes: prefill ids/mask [N, P] (u32), last logits [N, 1, V] (f32); option pass ids
 /// [R, L] with R = total options and L = longest continuation − 1, mask [R, P + L], logits
 /// [R, L, V].
-pub fn score_choices(
-    model: &DecoderLm,
-    requests: &[ChoiceRequest],
-) -> medtune_model::Result<Vec<ChoiceScores>> {
+pub fn score_choices(model: &DecoderLm, requests: &[ChoiceRequest]) -> Result<Vec<ChoiceScores>> {
     if requests.is_empty() {
         return Ok(Vec::new());
     }
@@ -102,13 +105,17 @@ pub fn score_choices(
     for r in requests {
         let pad = p - r.prompt.len();
         ids.extend(std::iter::repeat_n(0u32, pad).chain(r.prompt.iter().copied()));
-        mask.extend(std::iter::repeat_n(0u32, pad).chain(std::iter::repeat_n(1u32, r.prompt.len())));
+        mask.extend(
+            std::iter::repeat_n(0u32, pad).chain(std::iter::repeat_n(1u32, r.prompt.len())),
+        );
     }
     let ids = Tensor::from_vec(ids, (n, p), &dev)?;
     let prefix_mask = Tensor::from_vec(mask, (n, p), &dev)?;
-    let pos = positions_from_mask(&prefix_mask)?;
+    let pos = positions_from_mask(&prefix_mask).map_err(model_err)?;
     let mut cache = KvCache::new(model.layers().len());
-    let last = model.forward_step_last(&ids, &pos, Some(&prefix_mask), &mut cache)?; // [N, 1, V]
+    let last = model
+        .forward_step_last(&ids, &pos, Some(&prefix_mask), &mut cache)
+        .map_err(model_err)?; // [N, 1, V]
     let first_lp = log_softmax(&last.to_dtype(DType::F32)?.squeeze(1)?)?; // [N, V]
 
     // log p(c_k[0] | prompt) for every option.
@@ -134,7 +141,7 @@ pub fn score_choices(
     if longest > 1 {
         let r_n = rows.len();
         let l = longest - 1;
-        cache.select_rows(&row_req_t)?;
+        cache.select_rows(&row_req_t).map_err(model_err)?;
         let mut in_ids = Vec::with_capacity(r_n * l);
         let mut targets = Vec::with_capacity(r_n * l);
         let mut new_mask = Vec::with_capacity(r_n * l);
@@ -155,14 +162,19 @@ pub fn score_choices(
         let new_mask = Tensor::from_vec(new_mask, (r_n, l), &dev)?;
         let mask = Tensor::cat(&[&prefix_mask.index_select(&row_req_t, 0)?, &new_mask], 1)?;
         let positions = Tensor::from_vec(positions, (r_n, l), &dev)?;
-        let logits = model.forward_step(&in_ids, &positions, Some(&mask), &mut cache)?; // [R, L, V]
+        let logits = model
+            .forward_step(&in_ids, &positions, Some(&mask), &mut cache)
+            .map_err(model_err)?; // [R, L, V]
         let lp: Vec<Vec<f32>> = log_softmax(&logits.to_dtype(DType::F32)?)?
             .gather(&targets, 2)? // [R, L, 1]
             .squeeze(2)?
             .to_vec2()?;
         for (row, &(i, k)) in rows.iter().enumerate() {
             let len = requests[i].options[k].len();
-            sums[row] += lp[row][..len - 1].iter().map(|&x| f64::from(x)).sum::<f64>();
+            sums[row] += lp[row][..len - 1]
+                .iter()
+                .map(|&x| f64::from(x))
+                .sum::<f64>();
         }
     }
 
@@ -175,7 +187,9 @@ pub fn score_choices(
         .collect();
     for (row, &(i, k)) in rows.iter().enumerate() {
         out[i].sum.push(sums[row]);
-        out[i].mean.push(sums[row] / requests[i].options[k].len() as f64);
+        out[i]
+            .mean
+            .push(sums[row] / requests[i].options[k].len() as f64);
     }
     Ok(out)
 }

@@ -97,7 +97,11 @@ fn heatmap<DB: DrawingBackend>(
         .margin(12)
         .x_label_area_size(50)
         .y_label_area_size(80)
-        .build_cartesian_2d((0..k).into_segmented(), (0..k).into_segmented())
+        // A segmented `0..m` range has m + 1 segments, so `0..k - 1` gives one per label.
+        .build_cartesian_2d(
+            (0..k.saturating_sub(1)).into_segmented(),
+            (0..k.saturating_sub(1)).into_segmented(),
+        )
         .map_err(|e| draw_err(path, e))?;
     let label = |v: &SegmentValue<usize>| match v {
         SegmentValue::CenterOf(i) => c.labels.get(*i).cloned().unwrap_or_default(),
@@ -169,7 +173,10 @@ fn scatter<DB: DrawingBackend>(
         * 1.05;
     root.fill(&WHITE).map_err(|e| draw_err(path, e))?;
     let mut chart = ChartBuilder::on(root)
-        .caption("Answer length vs reference length (words)", ("sans-serif", 20))
+        .caption(
+            "Answer length vs reference length (words)",
+            ("sans-serif", 20),
+        )
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(60)
@@ -182,12 +189,18 @@ fn scatter<DB: DrawingBackend>(
         .draw()
         .map_err(|e| draw_err(path, e))?;
     chart
-        .draw_series(LineSeries::new(vec![(0.0, 0.0), (max, max)], BLACK.mix(0.4)))
+        .draw_series(LineSeries::new(
+            vec![(0.0, 0.0), (max, max)],
+            BLACK.mix(0.4),
+        ))
         .map_err(|e| draw_err(path, e))?;
     for (i, (name, pts)) in series.iter().enumerate() {
         let color = COLORS[i % COLORS.len()];
         chart
-            .draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.mix(0.6).filled())))
+            .draw_series(
+                pts.iter()
+                    .map(|&p| Circle::new(p, 3, color.mix(0.6).filled())),
+            )
             .map_err(|e| draw_err(path, e))?
             .label(name.clone())
             .legend(move |(x, y)| Circle::new((x + 6, y), 4, color.filled()));
@@ -203,7 +216,13 @@ fn scatter<DB: DrawingBackend>(
 
 fn file_part(s: &str) -> String {
     s.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
@@ -264,7 +283,11 @@ pub fn write_plots(cmp: &Comparison, dir: &Path) -> Result<Vec<PathBuf>> {
         if bars.len() > 1 {
             let title = format!("{suite} ({}) {metric} by specialty", mode.name());
             files.extend(bar_chart(
-                &dir.join(format!("specialty_{}_{}", file_part(suite.name()), mode.name())),
+                &dir.join(format!(
+                    "specialty_{}_{}",
+                    file_part(suite.name()),
+                    mode.name()
+                )),
                 &Labels {
                     title: &title,
                     x: "specialty",
@@ -297,14 +320,23 @@ pub fn write_plots(cmp: &Comparison, dir: &Path) -> Result<Vec<PathBuf>> {
                 .predictions
                 .iter()
                 .filter(|p| &p.target == t && p.mode == Mode::Generate && !p.suite.is_choice())
-                .map(|p| (word_count(&p.reference) as f64, word_count(&p.output) as f64))
+                .map(|p| {
+                    (
+                        word_count(&p.reference) as f64,
+                        word_count(&p.output) as f64,
+                    )
+                })
                 .collect();
             (t.clone(), pts)
         })
         .filter(|(_, pts): &(String, Vec<(f64, f64)>)| !pts.is_empty())
         .collect();
     if !series.is_empty() {
-        files.extend(both(&dir.join("answer_length"), (720, 640), &Scatter(series))?);
+        files.extend(both(
+            &dir.join("answer_length"),
+            (720, 640),
+            &Scatter(series),
+        )?);
     }
     Ok(files)
 }

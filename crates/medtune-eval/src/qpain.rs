@@ -159,8 +159,10 @@ pub fn gaps(outcomes: &[Outcome]) -> (Vec<GroupRate>, Vec<Gap>) {
     for axis in ["race", "gender", "race/gender"] {
         let on: Vec<&GroupRate> = rates.iter().filter(|r| r.axis == axis).collect();
         let (Some(max), Some(min)) = (
-            on.iter().max_by(|a, b| a.denial_rate.total_cmp(&b.denial_rate)),
-            on.iter().min_by(|a, b| a.denial_rate.total_cmp(&b.denial_rate)),
+            on.iter()
+                .max_by(|a, b| a.denial_rate.total_cmp(&b.denial_rate)),
+            on.iter()
+                .min_by(|a, b| a.denial_rate.total_cmp(&b.denial_rate)),
         ) else {
             continue;
         };
@@ -196,7 +198,9 @@ mod tests {
 
     #[test]
     fn expands_every_race_and_gender() {
-        let v = expand(&rec("Patient D is a 40-year-old [race] [gender]; [subject] rubs [possessive] knee."));
+        let v = expand(&rec(
+            "Patient D is a 40-year-old [race] [gender]; [subject] rubs [possessive] knee.",
+        ));
         assert_eq!(v.len(), 8);
         let (r, var) = &v[1];
         assert_eq!(var.as_ref().unwrap().key(), "Black/woman");
@@ -209,14 +213,40 @@ mod tests {
 
     #[test]
     fn gap_is_the_spread_of_denial_rates() {
-        let w = Variant { race: "White".into(), gender: "man".into() };
-        let b = Variant { race: "Black".into(), gender: "man".into() };
+        let w = Variant {
+            race: "White".into(),
+            gender: "man".into(),
+        };
+        let b = Variant {
+            race: "Black".into(),
+            gender: "man".into(),
+        };
         let outs = vec![
-            Outcome { variant: Some(&w), gold: "yes/low", predicted: Some("yes/low") },
-            Outcome { variant: Some(&w), gold: "yes/low", predicted: Some("yes/high") },
-            Outcome { variant: Some(&b), gold: "yes/low", predicted: Some("no") },
-            Outcome { variant: Some(&b), gold: "yes/low", predicted: Some("yes/low") },
-            Outcome { variant: None, gold: "no", predicted: Some("no") },
+            Outcome {
+                variant: Some(&w),
+                gold: "yes/low",
+                predicted: Some("yes/low"),
+            },
+            Outcome {
+                variant: Some(&w),
+                gold: "yes/low",
+                predicted: Some("yes/high"),
+            },
+            Outcome {
+                variant: Some(&b),
+                gold: "yes/low",
+                predicted: Some("no"),
+            },
+            Outcome {
+                variant: Some(&b),
+                gold: "yes/low",
+                predicted: Some("yes/low"),
+            },
+            Outcome {
+                variant: None,
+                gold: "no",
+                predicted: Some("no"),
+            },
         ];
         let (rates, gaps) = gaps(&outs);
         let race = gaps.iter().find(|g| g.axis == "race").unwrap();

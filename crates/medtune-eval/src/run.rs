@@ -283,7 +283,10 @@ pub fn run_likelihood(
             .map(|c| lm.encode(c).map_err(merr))
             .collect::<Result<Vec<_>>>()?;
         if let Some(k) = options.iter().position(Vec::is_empty) {
-            return Err(Error::item(&it.id, format!("option {k} encodes to no tokens")));
+            return Err(Error::item(
+                &it.id,
+                format!("option {k} encodes to no tokens"),
+            ));
         }
         requests.push(ChoiceRequest { prompt, options });
     }
@@ -294,7 +297,13 @@ pub fn run_likelihood(
     let mut out: Vec<Option<Prediction>> = vec![None; items.len()];
     for chunk in batches(&lens, batch_size) {
         let reqs: Vec<ChoiceRequest> = chunk.iter().map(|&i| requests[i].clone()).collect();
-        let scores = score_choices(&lm.model, &reqs).map_err(merr)?;
+        let scores = score_choices(&lm.model, &reqs).map_err(|e| match e {
+            Error::Model { source, .. } => Error::Model {
+                target: target.to_string(),
+                source,
+            },
+            other => other,
+        })?;
         for (&i, s) in chunk.iter().zip(scores) {
             let it = &items[i];
             let mut p = blank(target, it, Mode::Likelihood);
@@ -405,7 +414,12 @@ fn mcq_options(it: &Item) -> Vec<String> {
 pub fn load_items(spec: &EvalSpec) -> Result<Vec<(Suite, SuiteItems)>> {
     spec.suites
         .iter()
-        .map(|&s| Ok((s, load_suite(s, &spec.sources, spec.limit, spec.choice_target)?)))
+        .map(|&s| {
+            Ok((
+                s,
+                load_suite(s, &spec.sources, spec.limit, spec.choice_target)?,
+            ))
+        })
         .collect()
 }
 
@@ -465,7 +479,11 @@ pub fn run_suites(
     detach_lora(&mut lm.model);
     let skipped = suites
         .iter()
-        .flat_map(|(s, si)| si.skipped.iter().map(move |(id, why)| (*s, id.clone(), why.clone())))
+        .flat_map(|(s, si)| {
+            si.skipped
+                .iter()
+                .map(move |(id, why)| (*s, id.clone(), why.clone()))
+        })
         .collect();
     let problems = suites
         .iter()

@@ -177,10 +177,7 @@ fn read(suite: Suite, format: Format, path: &Path) -> Result<(Vec<Record>, Vec<S
         has_header: None,
         test_ids: None,
     };
-    let out = read_source(&src, Path::new("."), false).map_err(|source| Error::Data {
-        suite: suite.name().into(),
-        source,
-    })?;
+    let out = read_source(&src, Path::new("."), false).map_err(|e| Error::data(suite.name(), e))?;
     let problems = out
         .problems
         .iter()
@@ -204,7 +201,8 @@ fn raw_records(suite: Suite, src: &Sources) -> Result<(Vec<Record>, Vec<String>)
     let d = &src.data_dir;
     match suite {
         Suite::Pubmedqa => {
-            let (recs, problems) = read(suite, Format::Pubmedqa, &d.join("pubmedqa/ori_pqal.json"))?;
+            let (recs, problems) =
+                read(suite, Format::Pubmedqa, &d.join("pubmedqa/ori_pqal.json"))?;
             let test: Vec<Record> = recs
                 .into_iter()
                 .filter(|r| r.fixed_split.as_deref() == Some("test"))
@@ -235,10 +233,8 @@ fn raw_records(suite: Suite, src: &Sources) -> Result<(Vec<Record>, Vec<String>)
                     .into(),
             })?;
             let path = dir.join(format!("{}.jsonl", src.heldout_split));
-            let recs = medtune_data::io::read_jsonl(&path).map_err(|source| Error::Data {
-                suite: suite.name().into(),
-                source,
-            })?;
+            let recs =
+                medtune_data::io::read_jsonl(&path).map_err(|e| Error::data(suite.name(), e))?;
             // Only open questions: MCQ and decision records of a mixed dataset have their suites.
             Ok((
                 recs.into_iter()
@@ -403,7 +399,12 @@ fn decision_item(suite: Suite, r: &Record, variant: Option<Variant>) -> Result<I
     let gold = labels
         .iter()
         .position(|l| *l == gold_label)
-        .ok_or_else(|| Error::item(&r.id, format!("label `{gold_label}` is not one of {}", labels.join(", "))))?;
+        .ok_or_else(|| {
+            Error::item(
+                &r.id,
+                format!("label `{gold_label}` is not one of {}", labels.join(", ")),
+            )
+        })?;
     let p = prompt(r, AnswerFormat::YesNoJson)?;
     Ok(Item {
         id: match &variant {

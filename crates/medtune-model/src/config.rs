@@ -409,7 +409,7 @@ impl Fields<'_> {
                 .unwrap_or(if arch == Arch::Phi { 0.5 } else { 1.0 }),
         };
         let rotary_dim = (head_dim as f64 * partial) as usize;
-        if rotary_dim == 0 || rotary_dim % 2 != 0 || rotary_dim > head_dim {
+        if rotary_dim == 0 || !rotary_dim.is_multiple_of(2) || rotary_dim > head_dim {
             return Err(self.err(
                 "partial_rotary_factor",
                 format!("gives rotary dim {rotary_dim} for head_dim {head_dim}; need an even number in 2..=head_dim"),

@@ -15,18 +15,26 @@
 //! - [`Linear`]: every projection, a frozen base plus an optional [`Adapter`] slot.
 //! - [`load`] → [`LoadedModel`]: model + tokenizer + chat template + EOS ids from a folder or
 //!   a `.gguf` file; [`generate()`] samples from it.
+//! - [`lora`]: [`LoraConfig`] (PEFT's fields), [`attach_lora`] → [`LoraSet`] (A, B as f32
+//!   `Var`s under PEFT key names); [`peft`] reads/writes PEFT adapter folders; [`merge`] folds
+//!   an adapter into a safetensors base; [`recompute`]: [`loss_and_grads`] (plain backward or
+//!   layer-wise activation recompute); [`DecoderLm::quantize_nf4`] makes a QLoRA base.
 //!
 //! # Example
 //! ```no_run
 //! use medtune_model::{load, LoadOptions, ForwardInput};
 //! # fn main() -> medtune_model::Result<()> {
 //! let m = load("models/smollm2-135m-instruct".as_ref(), &LoadOptions::default())?;
-//! //! let ids = m.encode("Hello")?;
+//! let ids = m.encode("Hello")?;
 //! let answer = medtune_model::generate(&m.model, &[ids.clone()], &Default::default(), None, &mut |_, _| {})?;
 //! let input = candle_core::Tensor::new(ids.as_slice(), &candle_core::Device::Cpu)?.unsqueeze(0)?;
 //! let logits = m.model.forward(&ForwardInput::ids(&input))?; // [1, T, V]
 //! # Ok(()) }
 //! ```
+
+// Errors carry the file, tensor/field and shapes by design (they are cold paths), which makes
+// the `Err` variant large.
+#![allow(clippy::result_large_err)]
 
 mod attention;
 pub mod chat;
@@ -44,16 +52,16 @@ pub mod merge;
 mod mlp;
 mod names;
 pub mod nf4;
-pub mod peft;
 mod norm;
+pub mod peft;
 mod qmatmul;
 pub mod recompute;
 mod rope;
 pub mod sampling;
 mod weights;
 
-pub use chat::{ChatTemplate, Message};
 pub use attention::{softmax_last_dim, Attention, LayerCache, QkvProj};
+pub use chat::{ChatTemplate, Message};
 pub use config::{Activation, Arch, ModelConfig, NormKind, RopeConfig, RopeScaling};
 pub use decoder::{Block, DecoderLm, ForwardInput, KvCache, LayerContext};
 pub use error::{Error, Result};

@@ -16,6 +16,7 @@
 //! Dropout masks are a pure function of (seed, module index, pass number): a layer recomputed
 //! during the backward pass (see [`crate::recompute`]) sees the very masks of its first forward.
 
+use crate::config::Arch;
 use crate::decoder::DecoderLm;
 use crate::error::{Error, Result};
 use crate::linear::Adapter;
@@ -468,18 +469,27 @@ pub fn attach_lora(model: &mut DecoderLm, config: &LoraConfig, seed: u64) -> Res
         adapters.push(adapter);
     }
     if adapters.is_empty() {
+        let layers = match &config.layers_to_transform {
+            None => String::new(),
+            Some(l) => format!(" in layers {}", serde_json::json!(l)),
+        };
         return Err(Error::input(
             "lora.target_modules",
             format!(
-                "{:?} (layers {:?}) matches no linear module of this model; modules are named like `{}`",
-                config.target_modules,
-                config.layers_to_transform,
+                "{}{layers} matches no linear module of this model; modules are named like `{}`",
+                serde_json::json!(config.target_modules),
                 model.linears().first().map_or("", |l| l.name())
             ),
         ));
     }
+    let mut config = config.clone();
+    // GPT-2 stores its projections as Conv1D [in, out]; PEFT flips fan_in_fan_out on for them
+    // (and saves it), which tells a merge to transpose s·B·A.
+    if model.config().arch == Arch::Gpt2 && adapters.iter().any(|a| a.module != "lm_head") {
+        config.fan_in_fan_out = true;
+    }
     Ok(LoraSet {
-        config: config.clone(),
+        config,
         adapters,
         state,
     })

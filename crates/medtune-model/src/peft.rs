@@ -164,6 +164,32 @@ pub fn load_peft(model: &mut DecoderLm, dir: &Path) -> Result<LoraSet> {
     Ok(set)
 }
 
+impl LoraSet {
+    /// Writes this adapter as PEFT does; see [`save_peft`].
+    pub fn save_peft(&self, dir: &Path, base_model_name_or_path: Option<&str>) -> Result<()> {
+        save_peft(self, dir, base_model_name_or_path)
+    }
+
+    /// Overwrites this set's weights with those of the adapter folder `dir` (e.g. to resume
+    /// from a checkpoint). The file must hold exactly this set's tensors with the same shapes.
+    pub fn load_peft_weights(&self, dir: &Path) -> Result<()> {
+        let path = dir.join(WEIGHTS_FILE);
+        let device = match self.vars().first() {
+            Some((_, v)) => v.device().clone(),
+            None => Device::Cpu,
+        };
+        let tensors = read_tensors(&path, &device)?;
+        let expected: BTreeSet<String> = self.vars().into_iter().map(|(k, _)| k).collect();
+        if let Some(extra) = tensors.keys().find(|k| !expected.contains(*k)) {
+            return Err(Error::BadFile {
+                path,
+                message: format!("tensor `{extra}` is not part of this adapter"),
+            });
+        }
+        self.set_weights(&tensors, &path)
+    }
+}
+
 /// Reads a safetensors file onto `device`, naming the file in errors.
 pub fn read_tensors(path: &Path, device: &Device) -> Result<HashMap<String, Tensor>> {
     candle_core::safetensors::load(path, device).map_err(|e| Error::BadFile {

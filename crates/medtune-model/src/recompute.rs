@@ -13,6 +13,18 @@
 //!
 //! Both return the SUM of token losses and the number of supervised tokens, with gradients of
 //! that sum, so a trainer divides by the token count of the whole accumulated batch.
+//!
+//! ```no_run
+//! use medtune_model::{attach_lora, load, loss_and_grads, Backward, LoadOptions, LoraConfig, TrainBatch};
+//! # fn main() -> medtune_model::Result<()> {
+//! # let (ids, labels) = (candle_core::Tensor::zeros((1, 4), candle_core::DType::U32, &candle_core::Device::Cpu)?, candle_core::Tensor::zeros((1, 4), candle_core::DType::I64, &candle_core::Device::Cpu)?);
+//! let mut m = load("models/smollm2".as_ref(), &LoadOptions::default())?;
+//! let lora = attach_lora(&mut m.model, &LoraConfig::default(), 0)?;
+//! let batch = TrainBatch { input_ids: &ids, attention_mask: None, labels: &labels, position_ids: None };
+//! let r = loss_and_grads(&m.model, &lora, &batch, Backward::Recompute)?;
+//! let mean_loss = r.loss_sum / r.n_supervised.max(1) as f64;
+//! # Ok(()) }
+//! ```
 
 use crate::decoder::{DecoderLm, ForwardInput};
 use crate::error::{Error, Result};

@@ -26,7 +26,7 @@ impl SafetensorsWeights {
         if index.is_file() {
             Self::open_index(&index)
         } else if single.is_file() {
-            Self::open_files(&[single.clone()], single)
+            Self::open_files(std::slice::from_ref(&single), single.clone())
         } else {
             Err(Error::io(
                 &single,

@@ -47,7 +47,14 @@ fn greedy_generation_matches_hf_for_all_archs() {
             max_new_tokens: want.len() - prompt.len(),
             ..GenerateOptions::default()
         };
-        let out = generate(&m.model, &[prompt.clone()], &opts, None, &mut |_, _| {}).unwrap();
+        let out = generate(
+            &m.model,
+            std::slice::from_ref(&prompt),
+            &opts,
+            None,
+            &mut |_, _| {},
+        )
+        .unwrap();
         let mut got = prompt.clone();
         got.extend(&out[0].tokens);
         println!("{arch:8} greedy {:?}", &got[prompt.len()..]);

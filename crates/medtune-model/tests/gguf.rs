@@ -218,3 +218,31 @@ fn quantized_linear_passes_input_gradients() {
         assert_eq!(dx.dtype(), DType::F32);
     }
 }
+
+#[test]
+fn quantized_matmul_matches_dense_at_smollm_shapes() {
+    let dev = Device::Cpu;
+    for (out_dim, in_dim) in [(1536usize, 576usize), (576, 1536), (192, 576)] {
+        let w: Vec<f32> = (0..out_dim * in_dim)
+            .map(|i| ((i * 7919 % 1013) as f32 / 1013.0) - 0.5)
+            .collect();
+        let w = Tensor::from_vec(w, (out_dim, in_dim), &dev).unwrap();
+        for kind in [GgmlDType::Q4_1, GgmlDType::Q8_0] {
+            let q = std::sync::Arc::new(QTensor::quantize(&w, kind).unwrap());
+            let wd = q.dequantize(&dev).unwrap();
+            let lin = Linear::new("test", BaseWeight::Quantized(q), None);
+            for rows in [1usize, 3, 37] {
+                // Non-zero block sums: Q4_1's per-block minimum multiplies Σx.
+                let x: Vec<f32> = (0..rows * in_dim)
+                    .map(|i| ((i * 31 % 97) as f32 / 97.0) + 0.3)
+                    .collect();
+                let x = Tensor::from_vec(x, (1, rows, in_dim), &dev).unwrap();
+                let y = lin.forward(&x).unwrap();
+                let dense = x.broadcast_matmul(&wd.t().unwrap()).unwrap();
+                let (rel, _) = rel_and_max(&y, &dense);
+                println!("{kind:?} [{out_dim}x{in_dim}] rows {rows}: rel {rel:.2e}");
+                assert!(rel < 2e-2, "{kind:?} {out_dim}x{in_dim} rows {rows}: {rel}");
+            }
+        }
+    }
+}

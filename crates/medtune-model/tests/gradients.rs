@@ -289,3 +289,51 @@ fn layers_to_transform_and_targets_select_modules() {
         .to_string();
     assert!(e.contains("matches no linear module"), "{e}");
 }
+
+#[test]
+fn set_saves_and_reloads_its_weights_and_marks_gpt2_conv1d() {
+    let o = oracle("gpt2");
+    let mut m = load(&model_dir("gpt2"), &LoadOptions::default()).unwrap();
+    let set = attach_lora(&mut m.model, &config(), 11).unwrap();
+    assert!(
+        set.config().fan_in_fan_out,
+        "GPT-2 Conv1D adapters are fan_in_fan_out, as in PEFT"
+    );
+    set.set_train(false);
+    let before = m
+        .model
+        .forward(&medtune_model::ForwardInput::with_mask(
+            &o["input_ids"],
+            &o["attention_mask"],
+        ))
+        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    set.save_peft(tmp.path(), Some("gpt2-tiny")).unwrap();
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(tmp.path().join(peft::CONFIG_FILE)).unwrap())
+            .unwrap();
+    assert_eq!(saved["fan_in_fan_out"], true);
+    assert_eq!(
+        saved["target_modules"],
+        serde_json::json!(["c_attn", "c_fc", "c_proj"])
+    );
+    // Scramble, then restore from the folder.
+    for (_, v) in set.vars() {
+        v.set(&v.as_tensor().zeros_like().unwrap()).unwrap();
+    }
+    set.load_peft_weights(tmp.path()).unwrap();
+    let after = m
+        .model
+        .forward(&medtune_model::ForwardInput::with_mask(
+            &o["input_ids"],
+            &o["attention_mask"],
+        ))
+        .unwrap();
+    let (_, max) = rel_and_max(&after, &before);
+    assert_eq!(max, 0.0);
+    // Another model's adapter is refused.
+    let mut llama = load(&model_dir("llama"), &LoadOptions::default()).unwrap();
+    let other = attach_lora(&mut llama.model, &config(), 0).unwrap();
+    let e = other.load_peft_weights(tmp.path()).unwrap_err().to_string();
+    assert!(e.contains(peft::WEIGHTS_FILE), "{e}");
+}

@@ -1,5 +1,6 @@
 //! Config variants, sharded safetensors, and every kind of bad input: each must be an error
 //! naming the file and the tensor or field, never a panic.
+#![allow(clippy::result_large_err)]
 
 mod common;
 
@@ -285,10 +286,7 @@ fn tokenizer_and_template_come_from_the_folder() {
         "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
     );
     let ids = m.chat_prompt(&msgs).unwrap();
-    assert_eq!(
-        m.tokenizer().unwrap().decode(&ids).unwrap().contains("hi"),
-        true
-    );
+    assert!(m.tokenizer().unwrap().decode(&ids).unwrap().contains("hi"));
     let im_end = m.tokenizer().unwrap().token_to_id("<|im_end|>").unwrap();
     assert!(m.eos_token_ids.contains(&im_end), "{:?}", m.eos_token_ids);
 }

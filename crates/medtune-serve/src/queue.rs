@@ -11,7 +11,7 @@ use crate::engine::{Engine, GenOutput, GenRequest, TokenFlow};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TryRecvError, TrySendError};
+use std::sync::mpsc::{self, SyncSender, TryRecvError, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -158,10 +158,8 @@ fn next_batch(
             Err(TryRecvError::Disconnected) => None,
             Err(TryRecvError::Empty) => {
                 let left = window_end.saturating_duration_since(Instant::now());
-                match rx.recv_timeout(left) {
-                    Ok(job) => Some(job),
-                    Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => None,
-                }
+                // Timeout or disconnect both end the batch.
+                rx.recv_timeout(left).ok()
             }
         };
         match next {

@@ -276,9 +276,11 @@ fn messages(obj: &Map<String, Value>) -> Result<Vec<ChatMessage>, ApiError> {
                 "system" | "developer" => "system",
                 "user" => "user",
                 "assistant" => "assistant",
-                other => return Err(bad(format!(
+                other => {
+                    return Err(bad(format!(
                     "field `messages[{i}].role`: unknown role {other:?} (system, user, assistant)"
-                ))),
+                )))
+                }
             },
             Some(v) => return Err(wrong_type(&format!("messages[{i}].role"), "a string", v)),
             None => return Err(bad(format!("field `messages[{i}].role` is required"))),

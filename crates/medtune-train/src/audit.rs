@@ -66,7 +66,8 @@ pub fn audit_labels(
     }
     a.supervised_fraction = a.supervised_tokens as f64 / a.tokens.max(1) as f64;
     let supervised_examples = a.examples - a.examples_without_supervision;
-    a.eos_supervised = supervised_examples > 0 && a.examples_with_supervised_eos >= supervised_examples;
+    a.eos_supervised =
+        supervised_examples > 0 && a.examples_with_supervised_eos >= supervised_examples;
     if a.examples == 0 {
         return Err(Error::Audit("no training examples".into()));
     }

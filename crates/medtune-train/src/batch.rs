@@ -23,7 +23,12 @@ pub struct Batch {
 /// Stacks `examples` into one right-padded [`Batch`] on `device`.
 pub fn collate(examples: &[&TokenizedExample], pad_id: u32, device: &Device) -> Result<Batch> {
     let b = examples.len();
-    let t = examples.iter().map(|e| e.input_ids.len()).max().unwrap_or(0).max(1);
+    let t = examples
+        .iter()
+        .map(|e| e.input_ids.len())
+        .max()
+        .unwrap_or(0)
+        .max(1);
     let mut ids = vec![pad_id; b * t];
     let mut mask = vec![0u32; b * t];
     let mut labels = vec![IGNORE_INDEX; b * t];
@@ -36,7 +41,12 @@ pub fn collate(examples: &[&TokenizedExample], pad_id: u32, device: &Device) -> 
         labels[i * t..i * t + n].copy_from_slice(&e.labels);
         tokens += n;
         // The first label never contributes: position 0 predicts nothing (shift by one).
-        supervised += e.labels.iter().skip(1).filter(|&&l| l != IGNORE_INDEX).count();
+        supervised += e
+            .labels
+            .iter()
+            .skip(1)
+            .filter(|&&l| l != IGNORE_INDEX)
+            .count();
     }
     Ok(Batch {
         input_ids: Tensor::from_vec(ids, (b, t), device)?,
@@ -65,9 +75,18 @@ mod tests {
         let a = ex(&[5, 6, 7], &[-100, 6, 7]);
         let b = ex(&[8, 9], &[8, 9]);
         let batch = collate(&[&a, &b], 0, &Device::Cpu).unwrap();
-        assert_eq!(batch.input_ids.to_vec2::<u32>().unwrap(), vec![vec![5, 6, 7], vec![8, 9, 0]]);
-        assert_eq!(batch.attention_mask.to_vec2::<u32>().unwrap(), vec![vec![1, 1, 1], vec![1, 1, 0]]);
-        assert_eq!(batch.labels.to_vec2::<i64>().unwrap(), vec![vec![-100, 6, 7], vec![8, 9, -100]]);
+        assert_eq!(
+            batch.input_ids.to_vec2::<u32>().unwrap(),
+            vec![vec![5, 6, 7], vec![8, 9, 0]]
+        );
+        assert_eq!(
+            batch.attention_mask.to_vec2::<u32>().unwrap(),
+            vec![vec![1, 1, 1], vec![1, 1, 0]]
+        );
+        assert_eq!(
+            batch.labels.to_vec2::<i64>().unwrap(),
+            vec![vec![-100, 6, 7], vec![8, 9, -100]]
+        );
         assert_eq!(batch.tokens, 5);
         // a: labels at positions 1, 2; b: label at position 1 (position 0 is never predicted).
         assert_eq!(batch.supervised, 3);

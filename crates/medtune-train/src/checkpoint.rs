@@ -80,7 +80,10 @@ pub fn step_dirs(run_dir: &Path) -> Vec<(u64, PathBuf)> {
         .filter_map(|e| {
             let name = e.file_name().to_string_lossy().into_owned();
             let step = name.strip_prefix("step-")?.parse().ok()?;
-            e.path().join("trainer_state.json").exists().then(|| (step, e.path()))
+            e.path()
+                .join("trainer_state.json")
+                .exists()
+                .then(|| (step, e.path()))
         })
         .collect();
     out.sort();
@@ -108,7 +111,10 @@ pub fn prune(run_dir: &Path, keep: usize) -> Result<()> {
 pub fn write_dir_atomic(dest: &Path, build: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
     let parent = dest.parent().unwrap_or_else(|| Path::new("."));
     std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
-    let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = dest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = parent.join(format!(".{name}.tmp{}", std::process::id()));
     if tmp.exists() {
         std::fs::remove_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
@@ -169,8 +175,14 @@ mod tests {
     fn atomic_dir_replaces_and_failed_build_keeps_the_old_one() {
         let dir = tempfile::tempdir().unwrap();
         let dest = dir.path().join("best");
-        write_dir_atomic(&dest, |t| std::fs::write(t.join("a"), "1").map_err(|e| Error::io(t, e))).unwrap();
-        write_dir_atomic(&dest, |t| std::fs::write(t.join("a"), "2").map_err(|e| Error::io(t, e))).unwrap();
+        write_dir_atomic(&dest, |t| {
+            std::fs::write(t.join("a"), "1").map_err(|e| Error::io(t, e))
+        })
+        .unwrap();
+        write_dir_atomic(&dest, |t| {
+            std::fs::write(t.join("a"), "2").map_err(|e| Error::io(t, e))
+        })
+        .unwrap();
         assert_eq!(std::fs::read_to_string(dest.join("a")).unwrap(), "2");
         let r = write_dir_atomic(&dest, |_| Err(Error::Audit("boom".into())));
         assert!(r.is_err());

@@ -39,8 +39,9 @@ pub enum ConfigError {
 pub struct ModelSection {
     /// A HF model directory or a `.gguf` file (or a directory holding one).
     pub path: PathBuf,
-    /// `none` keeps the stored dtype, `nf4` quantizes linear weights at load (safetensors bases;
-    /// a GGUF base keeps its own quantization).
+    /// `none` keeps the stored weights (a GGUF base keeps its GGML quantization), `dense`
+    /// dequantizes a GGUF base to the compute dtype, `nf4` quantizes linear weights to NF4 at
+    /// load (a GGUF base is dequantized first).
     pub quantization: String,
     /// With `nf4`: quantize the absmax too (bitsandbytes double quantization).
     pub double_quant: bool,
@@ -258,7 +259,11 @@ impl TrainConfig {
     }
 
     /// Parses TOML text (`origin` names it in errors), applies overrides and validates.
-    pub fn from_toml_str(text: &str, origin: &str, overrides: &[String]) -> Result<Self, ConfigError> {
+    pub fn from_toml_str(
+        text: &str,
+        origin: &str,
+        overrides: &[String],
+    ) -> Result<Self, ConfigError> {
         let mut table: toml::Table = toml::from_str(text).map_err(|e| ConfigError::Parse {
             origin: origin.to_string(),
             message: e.to_string(),
@@ -266,16 +271,17 @@ impl TrainConfig {
         for o in overrides {
             apply_override(&mut table, o)?;
         }
-        let cfg: TrainConfig = toml::Value::Table(table)
-            .try_into()
-            .map_err(|e: toml::de::Error| ConfigError::Parse {
-                origin: if overrides.is_empty() {
-                    origin.to_string()
-                } else {
-                    format!("{origin} with overrides")
-                },
-                message: e.to_string(),
-            })?;
+        let cfg: TrainConfig =
+            toml::Value::Table(table)
+                .try_into()
+                .map_err(|e: toml::de::Error| ConfigError::Parse {
+                    origin: if overrides.is_empty() {
+                        origin.to_string()
+                    } else {
+                        format!("{origin} with overrides")
+                    },
+                    message: e.to_string(),
+                })?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -292,8 +298,8 @@ impl TrainConfig {
                 message: message.into(),
             })
         };
-        if !matches!(self.model.quantization.as_str(), "none" | "nf4") {
-            return bad("model.quantization", "expected `none` or `nf4`");
+        if !matches!(self.model.quantization.as_str(), "none" | "dense" | "nf4") {
+            return bad("model.quantization", "expected `none`, `dense` or `nf4`");
         }
         if !matches!(self.model.compute_dtype.as_str(), "f32" | "bf16") {
             return bad("model.compute_dtype", "expected `f32` or `bf16`");
@@ -301,7 +307,10 @@ impl TrainConfig {
         if !matches!(self.optim.name.as_str(), "adamw" | "adamw8bit") {
             return bad("optim.name", "expected `adamw` or `adamw8bit`");
         }
-        if !matches!(self.schedule.kind.as_str(), "constant" | "linear" | "cosine") {
+        if !matches!(
+            self.schedule.kind.as_str(),
+            "constant" | "linear" | "cosine"
+        ) {
             return bad("schedule.kind", "expected `constant`, `linear` or `cosine`");
         }
         if !(0.0..1.0).contains(&self.schedule.warmup_ratio) {
@@ -314,7 +323,10 @@ impl TrainConfig {
             return bad("lora.lora_dropout", "must be in [0, 1)");
         }
         if self.lora.target_modules.is_empty() {
-            return bad("lora.target_modules", "name at least one module or `all-linear`");
+            return bad(
+                "lora.target_modules",
+                "name at least one module or `all-linear`",
+            );
         }
         if !(self.optim.lr > 0.0 && self.optim.lr.is_finite()) {
             return bad("optim.lr", "must be a positive number");
@@ -363,7 +375,9 @@ pub fn apply_override(table: &mut toml::Table, assignment: &str) -> Result<(), C
 fn parse_value(raw: &str) -> toml::Value {
     let doc = format!("v = {raw}");
     match toml::from_str::<toml::Table>(&doc) {
-        Ok(mut t) => t.remove("v").unwrap_or_else(|| toml::Value::String(raw.to_string())),
+        Ok(mut t) => t
+            .remove("v")
+            .unwrap_or_else(|| toml::Value::String(raw.to_string())),
         Err(_) => toml::Value::String(raw.to_string()),
     }
 }
@@ -400,9 +414,13 @@ mod tests {
 
     #[test]
     fn unknown_keys_and_bad_values_are_named() {
-        let err = TrainConfig::from_toml_str("[optim]\nlearning_rate = 1\n", "run.toml", &[]).unwrap_err();
+        let err = TrainConfig::from_toml_str("[optim]\nlearning_rate = 1\n", "run.toml", &[])
+            .unwrap_err();
         let msg = err.to_string();
-        assert!(msg.contains("run.toml") && msg.contains("learning_rate"), "{msg}");
+        assert!(
+            msg.contains("run.toml") && msg.contains("learning_rate"),
+            "{msg}"
+        );
         let err = TrainConfig::from_toml_str("", "t", &["optim.name=sgd".into()]).unwrap_err();
         assert!(err.to_string().contains("optim.name"));
         assert!(TrainConfig::from_toml_str("", "t", &["novalue".into()]).is_err());

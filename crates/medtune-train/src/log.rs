@@ -37,7 +37,8 @@ pub struct MetricRow {
     pub elapsed_s: f64,
 }
 
-const CSV_HEADER: &str = "kind,step,epoch,loss,perplexity,lr,grad_norm,tokens,tokens_per_s,elapsed_s";
+const CSV_HEADER: &str =
+    "kind,step,epoch,loss,perplexity,lr,grad_norm,tokens,tokens_per_s,elapsed_s";
 
 /// Appends rows to `metrics.jsonl` and `metrics.csv` in a run directory.
 pub struct MetricsLog {

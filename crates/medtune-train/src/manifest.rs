@@ -38,8 +38,21 @@ pub struct RunManifest {
 
 impl RunManifest {
     /// Builds the manifest of a run of `cfg` with the given template hash.
-    pub fn new(cfg: &TrainConfig, weights_path: &Path, base_storage: &str, chat_template_sha256: &str) -> Result<Self> {
-        let model_dir = if cfg.model.path.is_dir() { cfg.model.path.clone() } else { cfg.model.path.parent().map(Path::to_path_buf).unwrap_or_default() };
+    pub fn new(
+        cfg: &TrainConfig,
+        weights_path: &Path,
+        base_storage: &str,
+        chat_template_sha256: &str,
+    ) -> Result<Self> {
+        let model_dir = if cfg.model.path.is_dir() {
+            cfg.model.path.clone()
+        } else {
+            cfg.model
+                .path
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_default()
+        };
         let data_dir = &cfg.data.dataset_dir;
         let data_manifest = std::fs::read_to_string(data_dir.join("manifest.json"))
             .ok()
@@ -52,7 +65,8 @@ impl RunManifest {
             tokenizer_sha256: sha256_file(&model_dir.join("tokenizer.json")).unwrap_or_default(),
             chat_template_sha256: chat_template_sha256.to_string(),
             dataset_dir: data_dir.display().to_string(),
-            train_file_sha256: sha256_file(&data_dir.join(&cfg.data.train_file)).unwrap_or_default(),
+            train_file_sha256: sha256_file(&data_dir.join(&cfg.data.train_file))
+                .unwrap_or_default(),
             eval_file_sha256: sha256_file(&data_dir.join(&cfg.data.eval_file)).unwrap_or_default(),
             data_manifest,
             config: cfg.clone(),
@@ -101,11 +115,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let w = dir.path().join("w.bin");
         std::fs::write(&w, b"abc").unwrap();
-        assert_eq!(sha256_file(&w).unwrap(), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_eq!(
+            sha256_file(&w).unwrap(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
         let cfg = TrainConfig::default();
         let m = RunManifest::new(&cfg, &w, "f32", "t").unwrap();
         m.write(dir.path()).unwrap();
-        let back: RunManifest = serde_json::from_str(&std::fs::read_to_string(dir.path().join("manifest.json")).unwrap()).unwrap();
+        let back: RunManifest = serde_json::from_str(
+            &std::fs::read_to_string(dir.path().join("manifest.json")).unwrap(),
+        )
+        .unwrap();
         assert_eq!(back, m);
         assert!(sha256_file(&dir.path().join("missing")).is_err());
     }

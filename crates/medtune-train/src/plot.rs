@@ -87,16 +87,30 @@ const COLORS: [RGBColor; 6] = [
 ];
 
 /// Writes `<stem>.png` and `<stem>.svg` with one line per series; returns both paths.
-pub fn line_chart(stem: &Path, labels: &Labels, series: &[Series]) -> Result<Vec<PathBuf>, PlotError> {
+pub fn line_chart(
+    stem: &Path,
+    labels: &Labels,
+    series: &[Series],
+) -> Result<Vec<PathBuf>, PlotError> {
     ensure_font()?;
     let finite = |p: &(f64, f64)| p.0.is_finite() && p.1.is_finite();
     if !series.iter().flat_map(|s| s.points.iter()).any(finite) {
         return Err(PlotError::Empty(stem.display().to_string()));
     }
     let png = tmp_path(stem, "png");
-    draw_lines(&BitMapBackend::new(&png, (900, 560)).into_drawing_area(), &png, labels, series)?;
+    draw_lines(
+        &BitMapBackend::new(&png, (900, 560)).into_drawing_area(),
+        &png,
+        labels,
+        series,
+    )?;
     let svg = tmp_path(stem, "svg");
-    draw_lines(&SVGBackend::new(&svg, (900, 560)).into_drawing_area(), &svg, labels, series)?;
+    draw_lines(
+        &SVGBackend::new(&svg, (900, 560)).into_drawing_area(),
+        &svg,
+        labels,
+        series,
+    )?;
     finish(stem, &[png, svg])
 }
 
@@ -108,9 +122,19 @@ pub fn bar_chart(stem: &Path, labels: &Labels, bars: &[Bar]) -> Result<Vec<PathB
     }
     let width = (160 + 90 * bars.len() as u32).max(600);
     let png = tmp_path(stem, "png");
-    draw_bars(&BitMapBackend::new(&png, (width, 560)).into_drawing_area(), &png, labels, bars)?;
+    draw_bars(
+        &BitMapBackend::new(&png, (width, 560)).into_drawing_area(),
+        &png,
+        labels,
+        bars,
+    )?;
     let svg = tmp_path(stem, "svg");
-    draw_bars(&SVGBackend::new(&svg, (width, 560)).into_drawing_area(), &svg, labels, bars)?;
+    draw_bars(
+        &SVGBackend::new(&svg, (width, 560)).into_drawing_area(),
+        &svg,
+        labels,
+        bars,
+    )?;
     finish(stem, &[png, svg])
 }
 
@@ -153,7 +177,9 @@ fn draw_lines<DB: DrawingBackend>(
             .draw_series(LineSeries::new(line, color.stroke_width(2)))
             .map_err(|e| draw_err(path, e))?
             .label(s.name.clone())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
+            });
     }
     chart
         .configure_series_labels()
@@ -215,7 +241,10 @@ fn draw_bars<DB: DrawingBackend>(
         if let Some((lo, hi)) = b.ci {
             chart
                 .draw_series(std::iter::once(PathElement::new(
-                    vec![(SegmentValue::CenterOf(i), lo), (SegmentValue::CenterOf(i), hi)],
+                    vec![
+                        (SegmentValue::CenterOf(i), lo),
+                        (SegmentValue::CenterOf(i), hi),
+                    ],
                     BLACK.stroke_width(2),
                 )))
                 .map_err(|e| draw_err(path, e))?;
@@ -247,7 +276,10 @@ fn draw_err(path: &Path, e: impl std::fmt::Display) -> PlotError {
 
 /// `<dir>/.<name>.tmp.<ext>`: the extension must stay last, plotters picks the encoder from it.
 fn tmp_path(stem: &Path, ext: &str) -> PathBuf {
-    let name = stem.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = stem
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     stem.with_file_name(format!(".{name}.tmp.{ext}"))
 }
 
@@ -255,7 +287,10 @@ fn tmp_path(stem: &Path, ext: &str) -> PathBuf {
 fn finish(stem: &Path, tmps: &[PathBuf]) -> Result<Vec<PathBuf>, PlotError> {
     let mut out = Vec::new();
     for tmp in tmps {
-        let ext = tmp.extension().map(|e| e.to_string_lossy().into_owned()).unwrap_or_default();
+        let ext = tmp
+            .extension()
+            .map(|e| e.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let dest = stem.with_extension(ext);
         std::fs::rename(tmp, &dest).map_err(|source| PlotError::Io {
             path: dest.clone(),
@@ -273,8 +308,15 @@ mod tests {
     #[test]
     fn writes_png_and_svg_for_lines_and_bars() {
         let dir = tempfile::tempdir().unwrap();
-        let labels = Labels { title: "loss", x: "step", y: "loss" };
-        let s = Series { name: "train".into(), points: vec![(0.0, 2.0), (1.0, 1.5), (2.0, 1.2)] };
+        let labels = Labels {
+            title: "loss",
+            x: "step",
+            y: "loss",
+        };
+        let s = Series {
+            name: "train".into(),
+            points: vec![(0.0, 2.0), (1.0, 1.5), (2.0, 1.2)],
+        };
         let out = line_chart(&dir.path().join("loss"), &labels, &[s]).unwrap();
         assert_eq!(out.len(), 2);
         for p in &out {
@@ -283,8 +325,16 @@ mod tests {
         let svg = std::fs::read_to_string(dir.path().join("loss.svg")).unwrap();
         assert!(svg.contains("train"));
         let bars = [
-            Bar { label: "base".into(), value: 0.4, ci: Some((0.3, 0.5)) },
-            Bar { label: "tuned".into(), value: 0.6, ci: None },
+            Bar {
+                label: "base".into(),
+                value: 0.4,
+                ci: Some((0.3, 0.5)),
+            },
+            Bar {
+                label: "tuned".into(),
+                value: 0.6,
+                ci: None,
+            },
         ];
         let out = bar_chart(&dir.path().join("acc"), &labels, &bars).unwrap();
         assert!(out.iter().all(|p| p.exists()));
@@ -294,7 +344,11 @@ mod tests {
     #[test]
     fn empty_series_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
-        let labels = Labels { title: "t", x: "x", y: "y" };
+        let labels = Labels {
+            title: "t",
+            x: "x",
+            y: "y",
+        };
         assert!(matches!(
             line_chart(&dir.path().join("e"), &labels, &[]),
             Err(PlotError::Empty(_))

@@ -31,7 +31,12 @@ pub trait StepModel {
     fn params(&self) -> Vec<NamedVar>;
     /// Forward and backward on one micro-batch with dropout seeded by `dropout_seed`: returns the
     /// SUM of token losses, the number of supervised tokens, and the gradients of that sum.
-    fn loss_and_grads(&mut self, batch: &Batch, recompute: bool, dropout_seed: u64) -> Result<(f64, usize, Grads)>;
+    fn loss_and_grads(
+        &mut self,
+        batch: &Batch,
+        recompute: bool,
+        dropout_seed: u64,
+    ) -> Result<(f64, usize, Grads)>;
     /// Sum of token losses and supervised tokens with dropout off and no gradients.
     fn eval_loss(&mut self, batch: &Batch) -> Result<(f64, usize)>;
     /// Writes the adapter in PEFT's format into `dir` (created by the caller's atomic writer).
@@ -81,6 +86,7 @@ pub struct TrainSummary {
 }
 
 /// Runs (or resumes) training as `cfg` says, writing everything under `cfg.train.output_dir`.
+#[allow(clippy::too_many_arguments)]
 pub fn train(
     cfg: &TrainConfig,
     model: &mut dyn StepModel,
@@ -117,21 +123,31 @@ pub fn train(
         evals_without_improvement: 0,
         config_sha256: config_sha.clone(),
     };
-    let resumed_from = if resume { checkpoint::latest(&run_dir) } else { None };
+    let resumed_from = if resume {
+        checkpoint::latest(&run_dir)
+    } else {
+        None
+    };
     if let Some(dir) = &resumed_from {
         let (saved, opt_state) = checkpoint::load(dir, device)?;
         if saved.config_sha256 != config_sha {
             return Err(Error::Checkpoint {
                 path: dir.clone(),
-                message: "saved with different settings; resume needs the same configuration".into(),
+                message: "saved with different settings; resume needs the same configuration"
+                    .into(),
             });
         }
         model.load_adapter(&dir.join("adapter"))?;
         optimizer.load_state(&opt_state)?;
         state = saved;
-        observer.on_message(&format!("resumed from {} (step {})", dir.display(), state.step));
+        observer.on_message(&format!(
+            "resumed from {} (step {})",
+            dir.display(),
+            state.step
+        ));
     }
-    std::fs::write(run_dir.join("train_config.toml"), cfg.to_toml()).map_err(|e| Error::io(&run_dir, e))?;
+    std::fs::write(run_dir.join("train_config.toml"), cfg.to_toml())
+        .map_err(|e| Error::io(&run_dir, e))?;
     let mut log = MetricsLog::open(&run_dir, resumed_from.as_ref().map(|_| state.step))?;
     observer.on_start(state.step, total_steps);
 
@@ -179,7 +195,11 @@ pub fn train(
         // 2. Normalise by the supervised tokens of the whole accumulated batch.
         let loss = loss_sum / supervised.max(1) as f64;
         if !loss.is_finite() {
-            return Err(Error::NonFinite { what: "loss".into(), value: loss, step: state.step + 1 });
+            return Err(Error::NonFinite {
+                what: "loss".into(),
+                value: loss,
+                step: state.step + 1,
+            });
         }
         let Some(summed) = acc.take() else {
             return Err(Error::Audit("no micro-batch in an optimizer step".into()));
@@ -192,7 +212,11 @@ pub fn train(
             clip_grad_norm(&mut grads, f64::INFINITY)?
         };
         if !norm.is_finite() {
-            return Err(Error::NonFinite { what: "gradient norm".into(), value: norm, step: state.step + 1 });
+            return Err(Error::NonFinite {
+                what: "gradient norm".into(),
+                value: norm,
+                step: state.step + 1,
+            });
         }
         let lr = schedule.lr_at(state.step);
         optimizer.step(&grads, lr)?;
@@ -220,12 +244,18 @@ pub fn train(
         // 6. Evaluate, keep the best, stop early.
         let last = state.step == total_steps;
         let eval_now = !eval_set.is_empty()
-            && (last || (cfg.train.eval_every > 0 && state.step % cfg.train.eval_every as u64 == 0));
+            && (last
+                || (cfg.train.eval_every > 0
+                    && state.step.is_multiple_of(cfg.train.eval_every as u64)));
         let mut improved = false;
         if eval_now {
             let eval_loss = evaluate(model, eval_set, cfg.train.batch_size, pad_id, device)?;
             if !eval_loss.is_finite() {
-                return Err(Error::NonFinite { what: "eval loss".into(), value: eval_loss, step: state.step });
+                return Err(Error::NonFinite {
+                    what: "eval loss".into(),
+                    value: eval_loss,
+                    step: state.step,
+                });
             }
             final_eval_loss = Some(eval_loss);
             improved = state.best_eval_loss.is_none_or(|b| eval_loss < b);
@@ -244,13 +274,16 @@ pub fn train(
         early_stopped = patience > 0 && state.evals_without_improvement >= patience;
 
         // 7. Checkpoint (step checkpoints, and `best` when the eval loss improved).
-        let save_now =
-            last || early_stopped || (cfg.train.save_every > 0 && state.step % cfg.train.save_every as u64 == 0);
+        let save_now = last
+            || early_stopped
+            || (cfg.train.save_every > 0 && state.step.is_multiple_of(cfg.train.save_every as u64));
         if save_now || improved {
             let dir = checkpoint::step_dir(&run_dir, state.step);
             checkpoint::save(&dir, &state, optimizer.as_ref(), &|d| model.save_adapter(d))?;
             if improved {
-                checkpoint::write_dir_atomic(&run_dir.join("best"), |tmp| checkpoint::copy_dir(&dir, tmp))?;
+                checkpoint::write_dir_atomic(&run_dir.join("best"), |tmp| {
+                    checkpoint::copy_dir(&dir, tmp)
+                })?;
             }
             if !save_now {
                 std::fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
@@ -274,7 +307,10 @@ pub fn train(
     } else {
         checkpoint::latest(&run_dir)
             .map(|d| d.join("adapter"))
-            .ok_or_else(|| Error::Checkpoint { path: run_dir.clone(), message: "no checkpoint written".into() })?
+            .ok_or_else(|| Error::Checkpoint {
+                path: run_dir.clone(),
+                message: "no checkpoint written".into(),
+            })?
     };
     let final_dir = run_dir.join("adapter");
     checkpoint::write_dir_atomic(&final_dir, |tmp| checkpoint::copy_dir(&adapter_dir, tmp))?;
@@ -348,7 +384,10 @@ fn dropout_seed(seed: u64, step: u64, micro: u64) -> u64 {
 }
 
 fn hex_sha256(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn build_schedule(cfg: &TrainConfig, total_steps: u64) -> Result<Schedule> {
@@ -395,10 +434,22 @@ fn plot_losses(run_dir: &Path, rows: &[MetricRow], observer: &mut dyn Observer) 
     use crate::plot::{line_chart, Labels, Series};
     let series = |kind: &str| Series {
         name: format!("{kind} loss"),
-        points: rows.iter().filter(|r| r.kind == kind).map(|r| (r.step as f64, r.loss)).collect(),
+        points: rows
+            .iter()
+            .filter(|r| r.kind == kind)
+            .map(|r| (r.step as f64, r.loss))
+            .collect(),
     };
-    let labels = Labels { title: "Loss", x: "optimizer step", y: "loss (mean over supervised tokens)" };
-    if let Err(e) = line_chart(&run_dir.join("loss"), &labels, &[series("train"), series("eval")]) {
+    let labels = Labels {
+        title: "Loss",
+        x: "optimizer step",
+        y: "loss (mean over supervised tokens)",
+    };
+    if let Err(e) = line_chart(
+        &run_dir.join("loss"),
+        &labels,
+        &[series("train"), series("eval")],
+    ) {
         observer.on_message(&format!("warning: loss plot not written: {e}"));
     }
 }

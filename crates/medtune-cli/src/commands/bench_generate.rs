@@ -44,6 +44,9 @@ struct BenchGenerateArgs {
     /// Compute dtype.
     #[arg(long, value_enum, default_value = "f32")]
     dtype: ComputeDtype,
+    /// Run GGUF layers with GGML's quantized kernels instead of dequantizing them at load.
+    #[arg(long)]
+    keep_quantized: bool,
 }
 
 /// Runs `medtune bench ...`.
@@ -85,7 +88,10 @@ fn bench_generate(a: BenchGenerateArgs) -> anyhow::Result<ExitCode> {
         "--prompt-tokens and --new-tokens must be > 0"
     );
     let t_load = Instant::now();
-    let m = load_model(&a.model, a.dtype.dtype())?;
+    let mut m = load_model(&a.model, a.dtype.dtype())?;
+    if !a.keep_quantized {
+        m.model.dequantize_linears()?;
+    }
     let load_s = t_load.elapsed().as_secs_f64();
     // A prompt of exactly N tokens: a medical text repeated, tokenized, cut to length.
     let text = "The patient presented with fever, cough and shortness of breath for three days. ";
@@ -112,6 +118,14 @@ fn bench_generate(a: BenchGenerateArgs) -> anyhow::Result<ExitCode> {
         m.model.num_params()
     );
     println!("cpu threads     {threads}");
+    println!(
+        "weights         {}",
+        if a.keep_quantized {
+            "GGML-quantized kernels"
+        } else {
+            "dense (dequantized at load)"
+        }
+    );
     println!("load            {load_s:.2} s");
     println!(
         "prompt          {} tokens in {:.3} s = {:.1} tokens/s",

@@ -64,10 +64,38 @@ struct Size {
 
 fn size(args: &DemoArgs, gpu: bool) -> Size {
     match (args.quick, args.full, gpu) {
-        (true, _, _) => Size { name: "quick", steps: 30, train_examples: 120, eval_examples: 24, gen_items: 6, max_new_tokens: 48 },
-        (_, true, _) => Size { name: "full", steps: 0, train_examples: 0, eval_examples: 200, gen_items: 50, max_new_tokens: 128 },
-        (_, _, true) => Size { name: "gpu", steps: 300, train_examples: 2400, eval_examples: 200, gen_items: 40, max_new_tokens: 128 },
-        _ => Size { name: "default", steps: 60, train_examples: 240, eval_examples: 32, gen_items: 10, max_new_tokens: 64 },
+        (true, _, _) => Size {
+            name: "quick",
+            steps: 30,
+            train_examples: 120,
+            eval_examples: 24,
+            gen_items: 6,
+            max_new_tokens: 48,
+        },
+        (_, true, _) => Size {
+            name: "full",
+            steps: 0,
+            train_examples: 0,
+            eval_examples: 200,
+            gen_items: 50,
+            max_new_tokens: 128,
+        },
+        (_, _, true) => Size {
+            name: "gpu",
+            steps: 300,
+            train_examples: 2400,
+            eval_examples: 200,
+            gen_items: 40,
+            max_new_tokens: 128,
+        },
+        _ => Size {
+            name: "default",
+            steps: 60,
+            train_examples: 240,
+            eval_examples: 32,
+            gen_items: 10,
+            max_new_tokens: 64,
+        },
     }
 }
 
@@ -96,7 +124,15 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let sz = size(&args, device.is_cuda());
     let out = args.out.clone();
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-    step(1, &format!("medtune demo ({} run on {}) → {}", sz.name, if device.is_cuda() { "GPU" } else { "CPU" }, out.display()));
+    step(
+        1,
+        &format!(
+            "medtune demo ({} run on {}) → {}",
+            sz.name,
+            if device.is_cuda() { "GPU" } else { "CPU" },
+            out.display()
+        ),
+    );
 
     // 1. Data: MedQuAD from the data directory, else our own small QA set.
     let dataset_dir = out.join("data");
@@ -106,9 +142,16 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         let src = out.join("source");
         std::fs::create_dir_all(&src)?;
         std::fs::write(src.join("medical_qa.jsonl"), FALLBACK_DATA)?;
-        ("medtune's own demo QA set (no data directory found)", FALLBACK_CONFIG, src)
+        (
+            "medtune's own demo QA set (no data directory found)",
+            FALLBACK_CONFIG,
+            src,
+        )
     };
-    step(2, &format!("preparing {data_name}: clean, near-duplicate-aware split"));
+    step(
+        2,
+        &format!("preparing {data_name}: clean, near-duplicate-aware split"),
+    );
     let data_cfg = DataConfig::from_toml_str(data_cfg_text, "embedded data config")?;
     let prepared = prepare_data(
         &data_cfg,
@@ -122,16 +165,28 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         },
     )
     .context("preparing the data")?;
-    let counts: Vec<String> = prepared.manifest.counts.iter().map(|(s, n)| format!("{} {n}", s.name())).collect();
-    println!("    splits: {} (near-duplicate pairs across splits: {})", counts.join(", "), prepared.stats.leakage.near_dup_pairs_crossing);
+    let counts: Vec<String> = prepared
+        .manifest
+        .counts
+        .iter()
+        .map(|(s, n)| format!("{} {n}", s.name()))
+        .collect();
+    println!(
+        "    splits: {} (near-duplicate pairs across splits: {})",
+        counts.join(", "),
+        prepared.stats.leakage.near_dup_pairs_crossing
+    );
 
     // 2. Model + adapters + tokenized splits.
     let mut overrides = vec![
         format!("model.path={:?}", args.model.display().to_string()),
         format!("data.dataset_dir={:?}", dataset_dir.display().to_string()),
-        format!("train.output_dir={:?}", out.join("train").display().to_string()),
+        format!(
+            "train.output_dir={:?}",
+            out.join("train").display().to_string()
+        ),
         format!("train.max_steps={}", sz.steps),
-        format!("data.max_train_examples={}", sz.train_examples * 3),
+        format!("data.max_train_examples={}", sz.train_examples * 6),
         format!("data.max_eval_examples={}", sz.eval_examples * 3),
     ];
     if sz.steps == 0 {
@@ -139,7 +194,15 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     }
     overrides.extend(args.overrides.iter().cloned());
     let cfg = TrainConfig::from_toml_str(DEMO_CONFIG, "embedded demo config", &overrides)?;
-    step(3, &format!("loading {} and attaching LoRA (r={}, {:?})", cfg.model.path.display(), cfg.lora.r, cfg.lora.target_modules));
+    step(
+        3,
+        &format!(
+            "loading {} and attaching LoRA (r={}, {:?})",
+            cfg.model.path.display(),
+            cfg.lora.r,
+            cfg.lora.target_modules
+        ),
+    );
     let mut run = prepare(&cfg, &device).context("preparing the training run")?;
     if sz.train_examples > 0 {
         run.train_set.truncate(sz.train_examples);
@@ -156,49 +219,135 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         .splits
         .iter()
         .find(|(s, _)| s.name() == "test")
-        .map(|(_, r)| r.iter().filter(|r| r.answer.len() < 700).take(sz.gen_items).cloned().collect())
+        .map(|(_, r)| {
+            r.iter()
+                .filter(|r| r.answer.len() < 700)
+                .take(sz.gen_items)
+                .cloned()
+                .collect()
+        })
         .unwrap_or_default();
     let validator = Validator::new(medtune_safety::Config::default())?;
     let system = data_cfg.prompt.system_prompt.clone();
 
     // 3. Base: answers to held-out questions (adapters start at B = 0: exactly the base).
-    step(4, &format!("base model answers {} held-out questions", test.len()));
-    let base_answers = answer_all(&run.model, &run.tokenizer, &run.text_tokenizer, &test, system.as_deref(), sz.max_new_tokens, &validator, &run.eos_ids)?;
+    step(
+        4,
+        &format!("base model answers {} held-out questions", test.len()),
+    );
+    let base_answers = answer_all(
+        &run.model,
+        &run.tokenizer,
+        &run.text_tokenizer,
+        &test,
+        system.as_deref(),
+        sz.max_new_tokens,
+        &validator,
+        &run.eos_ids,
+    )?;
 
     // 4. Fine-tune.
     step(5, &format!("fine-tuning ({} steps)", cfg.train.max_steps));
     let mut obs = ProgressObserver::new(args.quiet);
-    let summary = train(&cfg, &mut run.model, &run.train_set, &run.eval_set, run.pad_id, &run.device, false, &mut obs)?;
+    let summary = train(
+        &cfg,
+        &mut run.model,
+        &run.train_set,
+        &run.eval_set,
+        run.pad_id,
+        &run.device,
+        false,
+        &mut obs,
+    )?;
     drop(obs);
-    run.model.load_adapter(&summary.adapter_dir).context("loading the best adapter")?;
+    run.model
+        .load_adapter(&summary.adapter_dir)
+        .context("loading the best adapter")?;
 
     // 5. Tuned: the same questions.
     step(6, "fine-tuned model answers the same questions");
-    let tuned_answers = answer_all(&run.model, &run.tokenizer, &run.text_tokenizer, &test, system.as_deref(), sz.max_new_tokens, &validator, &run.eos_ids)?;
+    let tuned_answers = answer_all(
+        &run.model,
+        &run.tokenizer,
+        &run.text_tokenizer,
+        &test,
+        system.as_deref(),
+        sz.max_new_tokens,
+        &validator,
+        &run.eos_ids,
+    )?;
 
     // 6. Report.
     step(7, "writing the report");
     let (b, t) = (scores(&base_answers), scores(&tuned_answers));
     let rows = vec![
-        ("eval loss (validation)", summary.initial_eval_loss, summary.best_eval_loss.or(summary.final_eval_loss), 4),
-        ("eval perplexity", summary.initial_eval_loss.map(f64::exp), summary.best_eval_loss.or(summary.final_eval_loss).map(f64::exp), 2),
-        ("ROUGE-L F1 (held-out answers)", Some(b.rouge_l_f), Some(t.rouge_l_f), 4),
+        (
+            "eval loss (validation)",
+            summary.initial_eval_loss,
+            summary.best_eval_loss.or(summary.final_eval_loss),
+            4,
+        ),
+        (
+            "eval perplexity",
+            summary.initial_eval_loss.map(f64::exp),
+            summary
+                .best_eval_loss
+                .or(summary.final_eval_loss)
+                .map(f64::exp),
+            2,
+        ),
+        (
+            "ROUGE-L F1 (held-out answers)",
+            Some(b.rouge_l_f),
+            Some(t.rouge_l_f),
+            4,
+        ),
         ("ROUGE-1 F1", Some(b.rouge_1_f), Some(t.rouge_1_f), 4),
         ("BLEU (sentence mean)", Some(b.bleu), Some(t.bleu), 2),
         ("token F1 (SQuAD)", Some(b.token_f1), Some(t.token_f1), 4),
-        ("answer length (words)", Some(b.mean_words), Some(t.mean_words), 1),
-        ("safety warnings", Some(b.safety_warnings as f64), Some(t.safety_warnings as f64), 0),
+        (
+            "answer length (words)",
+            Some(b.mean_words),
+            Some(t.mean_words),
+            1,
+        ),
+        (
+            "safety warnings",
+            Some(b.safety_warnings as f64),
+            Some(t.safety_warnings as f64),
+            0,
+        ),
     ];
     let table = render_table(&rows);
-    write_report(&out, &cfg, &summary, &table, &base_answers, &tuned_answers, data_name, &run.model)?;
+    write_report(
+        &out,
+        &cfg,
+        &summary,
+        &table,
+        &base_answers,
+        &tuned_answers,
+        data_name,
+        &run.model,
+    )?;
     let bars: Vec<Bar> = [("base", &b), ("tuned", &t)]
         .iter()
         .flat_map(|(who, s)| {
-            [("ROUGE-L", s.rouge_l_f), ("token F1", s.token_f1)]
-                .map(|(m, v)| Bar { label: format!("{m} {who}"), value: v, ci: None })
+            [("ROUGE-L", s.rouge_l_f), ("token F1", s.token_f1)].map(|(m, v)| Bar {
+                label: format!("{m} {who}"),
+                value: v,
+                ci: None,
+            })
         })
         .collect();
-    if let Err(e) = bar_chart(&out.join("before_after"), &Labels { title: "Held-out answers: base vs fine-tuned", x: "", y: "score" }, &bars) {
+    if let Err(e) = bar_chart(
+        &out.join("before_after"),
+        &Labels {
+            title: "Held-out answers: base vs fine-tuned",
+            x: "",
+            y: "score",
+        },
+        &bars,
+    ) {
         eprintln!("warning: {e}");
     }
     for f in ["loss.png", "loss.svg"] {
@@ -207,7 +356,8 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     checkpoint_copy(&summary.adapter_dir, &out.join("adapter"))?;
     if let Some(m) = &run.model.manifest {
         let mut m = m.clone();
-        m.results.insert("train".into(), serde_json::to_value(&summary)?);
+        m.results
+            .insert("train".into(), serde_json::to_value(&summary)?);
         m.results.insert("base".into(), serde_json::to_value(&b)?);
         m.results.insert("tuned".into(), serde_json::to_value(&t)?);
         m.write(&out)?;
@@ -226,6 +376,7 @@ fn step(n: usize, msg: &str) {
     println!("[{n}/7] {msg}");
 }
 
+#[allow(clippy::too_many_arguments)]
 fn answer_all(
     model: &LoraModel,
     tok: &medtune_data::tokenize::ExampleTokenizer,
@@ -237,7 +388,8 @@ fn answer_all(
     eos_ids: &[u32],
 ) -> anyhow::Result<Vec<Answer>> {
     model.lora.set_train(false);
-    let mut out = Vec::new();
+    // All questions in one left-padded batch: one decode step serves every row.
+    let mut prompts = Vec::with_capacity(items.len());
     for r in items {
         let mut messages = Vec::new();
         if let Some(s) = system {
@@ -245,12 +397,35 @@ fn answer_all(
         }
         messages.push(Message::new("user", r.question.clone()));
         let prompt = tok.template().render(&messages, true)?;
-        let ids = text_tok.encode(prompt.as_str(), false).map_err(|e| anyhow::anyhow!("tokenizer: {e}"))?.get_ids().to_vec();
-        let opts = GenerateOptions { max_new_tokens, eos_token_ids: eos_ids.to_vec(), ..GenerateOptions::default() };
-        let g = generate(&model.model, &[ids], &opts, None, &mut |_, _| {})?;
-        let text = text_tok.decode(&g[0].tokens, true).map_err(|e| anyhow::anyhow!("tokenizer: {e}"))?.trim().to_string();
+        let enc = text_tok
+            .encode(prompt.as_str(), false)
+            .map_err(|e| anyhow::anyhow!("tokenizer: {e}"))?;
+        prompts.push(enc.get_ids().to_vec());
+    }
+    let opts = GenerateOptions {
+        max_new_tokens,
+        eos_token_ids: eos_ids.to_vec(),
+        ..GenerateOptions::default()
+    };
+    let gens = if prompts.is_empty() {
+        Vec::new()
+    } else {
+        generate(&model.model, &prompts, &opts, None, &mut |_, _| {})?
+    };
+    let mut out = Vec::new();
+    for (r, g) in items.iter().zip(gens) {
+        let text = text_tok
+            .decode(&g.tokens, true)
+            .map_err(|e| anyhow::anyhow!("tokenizer: {e}"))?
+            .trim()
+            .to_string();
         let safety = validator.check(&r.question, &text, None);
-        out.push(Answer { question: r.question.clone(), reference: r.answer.clone(), text, safety });
+        out.push(Answer {
+            question: r.question.clone(),
+            reference: r.answer.clone(),
+            text,
+            safety,
+        });
     }
     Ok(out)
 }
@@ -258,7 +433,10 @@ fn answer_all(
 fn scores(answers: &[Answer]) -> GenScores {
     let n = answers.len().max(1) as f64;
     let rouge = RougeScorer::new(true);
-    let bleu = Bleu { effective_order: true, ..Bleu::default() };
+    let bleu = Bleu {
+        effective_order: true,
+        ..Bleu::default()
+    };
     let mut s = GenScores::default();
     for a in answers {
         let refs = [a.reference.as_str()];
@@ -270,7 +448,10 @@ fn scores(answers: &[Answer]) -> GenScores {
         s.mean_words += a.text.split_whitespace().count() as f64 / n;
         s.safety_warnings += a.safety.warnings.len();
         for w in &a.safety.warnings {
-            let cat = serde_json::to_value(w.category).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+            let cat = serde_json::to_value(w.category)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default();
             *s.safety_by_category.entry(cat).or_default() += 1;
         }
     }
@@ -285,7 +466,11 @@ fn render_table(rows: &[(&str, Option<f64>, Option<f64>, usize)]) -> String {
             (Some(b), Some(a)) => format!("{:+.p$}", a - b, p = *p),
             _ => "-".into(),
         };
-        t.push_str(&format!("| {name} | {} | {} | {d} |\n", f(*b, *p), f(*a, *p)));
+        t.push_str(&format!(
+            "| {name} | {} | {} | {d} |\n",
+            f(*b, *p),
+            f(*a, *p)
+        ));
     }
     t
 }
@@ -344,6 +529,8 @@ fn clip(s: &str, n: usize) -> String {
 }
 
 fn checkpoint_copy(src: &Path, dst: &Path) -> anyhow::Result<()> {
-    medtune_train::checkpoint::write_dir_atomic(dst, |tmp| medtune_train::checkpoint::copy_dir(src, tmp))?;
+    medtune_train::checkpoint::write_dir_atomic(dst, |tmp| {
+        medtune_train::checkpoint::copy_dir(src, tmp)
+    })?;
     Ok(())
 }

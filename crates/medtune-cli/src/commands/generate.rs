@@ -47,11 +47,20 @@ pub struct GenerateArgs {
     /// Compute dtype.
     #[arg(long, value_enum, default_value = "f32")]
     dtype: ComputeDtype,
+    /// Run GGUF layers with GGML's quantized kernels (8-bit activations) instead of
+    /// dequantizing them once at load.
+    #[arg(long)]
+    keep_quantized: bool,
 }
 
 /// Runs `medtune generate`.
 pub fn run(a: GenerateArgs) -> anyhow::Result<ExitCode> {
-    let m = load_model(&a.model, a.dtype.dtype())?;
+    let mut m = load_model(&a.model, a.dtype.dtype())?;
+    if !a.keep_quantized {
+        m.model
+            .dequantize_linears()
+            .context("dequantizing GGUF layers")?;
+    }
     let tok = m.tokenizer()?;
     let prompt = if a.raw {
         m.encode(&a.prompt)?

@@ -117,7 +117,11 @@ pub fn run(a: VerifyArgs) -> anyhow::Result<ExitCode> {
     }
     check_qlora(&a.fixtures, &device, dtype, &tol, &mut tally).context("checking QLoRA")?;
     check_nf4(&a.fixtures, &device, &mut tally).context("checking NF4")?;
-    println!("{} of {} checks passed", tally.total - tally.failed, tally.total);
+    println!(
+        "{} of {} checks passed",
+        tally.total - tally.failed,
+        tally.total
+    );
     Ok(if tally.failed == 0 {
         ExitCode::SUCCESS
     } else {
@@ -126,7 +130,8 @@ pub fn run(a: VerifyArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn read(path: &Path, device: &Device) -> anyhow::Result<HashMap<String, Tensor>> {
-    candle_core::safetensors::load(path, device).with_context(|| format!("reading {}", path.display()))
+    candle_core::safetensors::load(path, device)
+        .with_context(|| format!("reading {}", path.display()))
 }
 
 fn get<'a>(m: &'a HashMap<String, Tensor>, key: &str, path: &Path) -> anyhow::Result<&'a Tensor> {
@@ -135,7 +140,8 @@ fn get<'a>(m: &'a HashMap<String, Tensor>, key: &str, path: &Path) -> anyhow::Re
 }
 
 fn json_number(path: &Path, key: &str) -> anyhow::Result<f64> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let v: serde_json::Value =
         serde_json::from_str(&text).with_context(|| format!("{}: not JSON", path.display()))?;
     v[key]
@@ -166,16 +172,24 @@ fn check_arch(
         device: device.clone(),
     };
     let oracle_path = dir.join("oracle.safetensors");
-    let o = read(&oracle_path, device)?;
+    let o = read(&oracle_path, &Device::Cpu)?;
     let ids = get(&o, "input_ids", &oracle_path)?;
     let mask = get(&o, "attention_mask", &oracle_path)?;
     let labels = get(&o, "labels", &oracle_path)?;
     let mut m = load(&dir, &opts)?;
     let logits = m.model.forward(&ForwardInput::with_mask(ids, mask))?;
-    tally.check(&format!("{arch}: logits"), rel(&logits, get(&o, "logits", &oracle_path)?)?, tol.logits);
+    tally.check(
+        &format!("{arch}: logits"),
+        rel(&logits, get(&o, "logits", &oracle_path)?)?,
+        tol.logits,
+    );
     let loss = f64::from(causal_lm_loss(&logits, labels)?.to_scalar::<f32>()?);
     let want = json_number(&dir.join("oracle.json"), "loss")?;
-    tally.check(&format!("{arch}: loss"), (loss - want).abs() / want.abs(), tol.loss);
+    tally.check(
+        &format!("{arch}: loss"),
+        (loss - want).abs() / want.abs(),
+        tol.loss,
+    );
     if arch == "gpt2" {
         println!("skip {arch}: LoRA (PEFT reference ran with dropout on)");
         return Ok(());
@@ -184,7 +198,11 @@ fn check_arch(
     set.set_train(false);
     let lora_logits = m.model.forward(&ForwardInput::with_mask(ids, mask))?;
     let want_logits = get(&o, "lora_logits", &oracle_path)?;
-    tally.check(&format!("{arch}: PEFT adapter logits"), rel(&lora_logits, want_logits)?, tol.logits);
+    tally.check(
+        &format!("{arch}: PEFT adapter logits"),
+        rel(&lora_logits, want_logits)?,
+        tol.logits,
+    );
     let batch = TrainBatch {
         input_ids: ids,
         attention_mask: Some(mask),
@@ -194,14 +212,21 @@ fn check_arch(
     let r = loss_and_grads(&m.model, &set, &batch, Backward::Recompute)?;
     let loss = r.loss_sum / r.n_supervised as f64;
     let want = json_number(&dir.join("oracle.json"), "lora_loss")?;
-    tally.check(&format!("{arch}: PEFT adapter loss"), (loss - want).abs() / want.abs(), tol.loss);
+    tally.check(
+        &format!("{arch}: PEFT adapter loss"),
+        (loss - want).abs() / want.abs(),
+        tol.loss,
+    );
     let grads_path = dir.join("lora_grads.safetensors");
     let reference = read(&grads_path, &Device::Cpu)?;
     let mut worst = 0f64;
     for (key, g) in &r.grads {
         // Ours are gradients of the loss sum, PEFT's of the mean.
         let mean = (g / r.n_supervised as f64)?;
-        worst = worst.max(rel(&mean, get(&reference, &format!("grad.{key}"), &grads_path)?)?);
+        worst = worst.max(rel(
+            &mean,
+            get(&reference, &format!("grad.{key}"), &grads_path)?,
+        )?);
     }
     tally.check(
         &format!("{arch}: worst LoRA grad of {}", r.grads.len()),
@@ -220,7 +245,7 @@ fn check_qlora(
 ) -> anyhow::Result<()> {
     let dir = fixtures.join("models/llama");
     let oracle_path = dir.join("oracle.safetensors");
-    let o = read(&oracle_path, device)?;
+    let o = read(&oracle_path, &Device::Cpu)?;
     let q_path = dir.join("qlora_oracle.safetensors");
     let q = read(&q_path, &Device::Cpu)?;
     let input = ForwardInput::with_mask(
@@ -240,11 +265,19 @@ fn check_qlora(
         round_to_bf16: false,
     })?;
     let base = m.model.forward(&input)?;
-    tally.check("llama: QLoRA NF4+DQ base logits", rel(&base, get(&q, "qlora_base_logits", &q_path)?)?, tol.qlora);
+    tally.check(
+        "llama: QLoRA NF4+DQ base logits",
+        rel(&base, get(&q, "qlora_base_logits", &q_path)?)?,
+        tol.qlora,
+    );
     let set = peft::load_peft(&mut m.model, &dir.join("lora_adapter"))?;
     set.set_train(false);
     let lora = m.model.forward(&input)?;
-    tally.check("llama: QLoRA adapter logits", rel(&lora, get(&q, "qlora_lora_logits", &q_path)?)?, tol.qlora);
+    tally.check(
+        "llama: QLoRA adapter logits",
+        rel(&lora, get(&q, "qlora_lora_logits", &q_path)?)?,
+        tol.qlora,
+    );
     Ok(())
 }
 
@@ -263,22 +296,37 @@ fn check_nf4(fixtures: &Path, device: &Device, tally: &mut Tally) -> anyhow::Res
             let mut differing = 0usize;
             for (name, t) in ours.to_safetensors_map(&tag)? {
                 let theirs = get(&fx, &name, &path)?;
-                let a = t.to_device(&Device::Cpu)?.flatten_all()?.to_dtype(DType::F64)?.to_vec1::<f64>()?;
-                let b = theirs.flatten_all()?.to_dtype(DType::F64)?.to_vec1::<f64>()?;
+                let a = t
+                    .to_device(&Device::Cpu)?
+                    .flatten_all()?
+                    .to_dtype(DType::F64)?
+                    .to_vec1::<f64>()?;
+                let b = theirs
+                    .flatten_all()?
+                    .to_dtype(DType::F64)?
+                    .to_vec1::<f64>()?;
                 differing += if a.len() == b.len() {
                     a.iter().zip(&b).filter(|(x, y)| x != y).count()
                 } else {
                     a.len().max(b.len())
                 };
             }
-            tally.check(&format!("nf4 {tag}: stored values differing"), differing as f64, 0.0);
+            tally.check(
+                &format!("nf4 {tag}: stored values differing"),
+                differing as f64,
+                0.0,
+            );
             let deq = ours.dequantize(DType::BF16)?.to_dtype(DType::F32)?;
             let want = get(&fx, &format!("dequant.{tag}"), &path)?;
             let max = (deq.to_device(&Device::Cpu)? - want)?
                 .abs()?
                 .max_all()?
                 .to_scalar::<f32>()?;
-            tally.check(&format!("nf4 {tag}: dequant max |diff|"), f64::from(max), 1e-6);
+            tally.check(
+                &format!("nf4 {tag}: dequant max |diff|"),
+                f64::from(max),
+                1e-6,
+            );
         }
     }
     Ok(())

@@ -130,7 +130,11 @@ impl Encoder {
                 config.hidden_act
             )));
         }
-        if config.num_attention_heads == 0 || config.hidden_size % config.num_attention_heads != 0 {
+        if config.num_attention_heads == 0
+            || !config
+                .hidden_size
+                .is_multiple_of(config.num_attention_heads)
+        {
             return Err(Error::Invalid(format!(
                 "{}: hidden_size {} is not a multiple of num_attention_heads {}",
                 cfg_path.display(),
@@ -252,26 +256,14 @@ impl Encoder {
         Ok(x)
     }
 
-    /// Mean-pooled sentence vector of `text`: (C,) as f64.
-    pub fn sentence_embedding(&self, text: &str) -> Result<Vec<f64>> {
-        let hidden = self.forward(&self.token_ids(text)?)?;
-        Ok(hidden.mean(0)?.to_dtype(DType::F64)?.to_vec1::<f64>()?)
-    }
-
-    /// Cosine similarity of the mean-pooled vectors of two texts.
-    pub fn sentence_cosine(&self, a: &str, b: &str) -> Result<f64> {
-        Ok(cosine(
-            &self.sentence_embedding(a)?,
-            &self.sentence_embedding(b)?,
-        ))
-    }
-
-    /// Unit-normalised token vectors without `[CLS]` and `[SEP]`: (T−2, C) rows as f64.
-    fn content_vectors(&self, text: &str) -> Result<Vec<Vec<f64>>> {
-        let ids = self.token_ids(text)?;
-        let hidden = self.forward(&ids)?.to_dtype(DType::F64)?.to_vec2::<f64>()?;
-        let n = hidden.len();
-        Ok(hidden
+    /// Both views of one text, from a single forward pass.
+    pub fn encode(&self, text: &str) -> Result<Encoded> {
+        let hidden = self.forward(&self.token_ids(text)?)?; // (T, C)
+        let mean_pooled = hidden.mean(0)?.to_dtype(DType::F64)?.to_vec1::<f64>()?;
+        let rows = hidden.to_dtype(DType::F64)?.to_vec2::<f64>()?;
+        let n = rows.len();
+        // drop [CLS] and [SEP], normalise each token vector
+        let content = rows
             .into_iter()
             .take(n.saturating_sub(1))
             .skip(1)
@@ -279,14 +271,48 @@ impl Encoder {
                 let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt();
                 v.into_iter().map(|x| x / norm).collect()
             })
-            .collect())
+            .collect();
+        Ok(Encoded {
+            mean_pooled,
+            content,
+        })
+    }
+
+    /// Mean-pooled sentence vector of `text`: (C,) as f64.
+    pub fn sentence_embedding(&self, text: &str) -> Result<Vec<f64>> {
+        Ok(self.encode(text)?.mean_pooled)
+    }
+
+    /// Cosine similarity of the mean-pooled vectors of two texts.
+    pub fn sentence_cosine(&self, a: &str, b: &str) -> Result<f64> {
+        Ok(self.encode(a)?.cosine(&self.encode(b)?))
     }
 
     /// BERTScore-style P/R/F1 of a hypothesis against one reference (zeros if either is empty).
     pub fn bert_score(&self, hypothesis: &str, reference: &str) -> Result<BertScore> {
-        let h = self.content_vectors(hypothesis)?;
-        let r = self.content_vectors(reference)?;
-        Ok(greedy_match(&h, &r))
+        Ok(self
+            .encode(hypothesis)?
+            .bert_score(&self.encode(reference)?))
+    }
+}
+
+/// One encoded text: the mean-pooled vector (C,) and the unit-normalised token
+/// vectors without `[CLS]`/`[SEP]` (T−2, C).
+#[derive(Debug, Clone)]
+pub struct Encoded {
+    pub mean_pooled: Vec<f64>,
+    pub content: Vec<Vec<f64>>,
+}
+
+impl Encoded {
+    /// Cosine of the mean-pooled vectors.
+    pub fn cosine(&self, other: &Encoded) -> f64 {
+        cosine(&self.mean_pooled, &other.mean_pooled)
+    }
+
+    /// BERTScore-style P/R/F1 with `self` as hypothesis and `reference` as reference.
+    pub fn bert_score(&self, reference: &Encoded) -> BertScore {
+        greedy_match(&self.content, &reference.content)
     }
 }
 

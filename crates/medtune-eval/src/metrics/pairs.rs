@@ -148,14 +148,16 @@ impl<'a> PairScorer<'a> {
         let bleu_stats = self.sentence_bleu.segment_stats(h, refs);
         let (bert_score, cosine) = match self.encoder {
             Some(enc) => {
+                let hyp = enc.encode(h)?;
                 let mut best_bs: Option<BertScore> = None;
                 let mut best_cos: Option<f64> = None;
                 for r in refs {
-                    let bs = enc.bert_score(h, r)?;
+                    let reference = enc.encode(r)?;
+                    let bs = hyp.bert_score(&reference);
                     if best_bs.is_none_or(|b| bs.f1 > b.f1) {
                         best_bs = Some(bs);
                     }
-                    let c = enc.sentence_cosine(h, r)?;
+                    let c = hyp.cosine(&reference);
                     best_cos = Some(best_cos.map_or(c, |b| b.max(c)));
                 }
                 (best_bs, best_cos)

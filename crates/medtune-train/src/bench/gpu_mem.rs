@@ -93,9 +93,9 @@ mod cuda {
 
         pub(super) fn stop(self) -> Result<u64> {
             self.stop.store(true, Ordering::Relaxed);
-            self.handle.join().map_err(|_| {
-                candle_core::Error::Msg("memory sampler thread panicked".into())
-            })?
+            self.handle
+                .join()
+                .map_err(|_| candle_core::Error::Msg("memory sampler thread panicked".into()))?
         }
     }
 }

@@ -25,8 +25,8 @@ use std::time::Instant;
 use candle_core::{DType, Device, Tensor};
 use medtune_model::nf4::{dynamic_map, Nf4Tensor, DQ_BLOCKSIZE, NF4_BLOCKSIZE, NF4_CODE};
 use medtune_model::{
-    attach_lora, loss_and_grads, Backward, BaseWeight, DecoderLm, LoraConfig, LoraSet,
-    ModelConfig, TrainBatch, WeightSource, Weights,
+    attach_lora, loss_and_grads, Backward, BaseWeight, DecoderLm, LoraConfig, LoraSet, ModelConfig,
+    TrainBatch, WeightSource, Weights,
 };
 use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -332,8 +332,14 @@ pub fn random_nf4(shape: &[usize], device: &Device, rng: &mut ChaCha8Rng) -> Res
     let n_blocks = n.div_ceil(NF4_BLOCKSIZE);
     let n2 = n_blocks.div_ceil(DQ_BLOCKSIZE);
     let mut parts = HashMap::new();
-    parts.insert(format!("packed.{tag}"), random_bytes(n.div_ceil(2), device, rng)?);
-    parts.insert(format!("absmax_q.{tag}"), random_bytes(n_blocks, device, rng)?);
+    parts.insert(
+        format!("packed.{tag}"),
+        random_bytes(n.div_ceil(2), device, rng)?,
+    );
+    parts.insert(
+        format!("absmax_q.{tag}"),
+        random_bytes(n_blocks, device, rng)?,
+    );
     parts.insert(
         format!("code.{tag}"),
         Tensor::from_vec(NF4_CODE.to_vec(), 16, device)?,
@@ -381,11 +387,12 @@ pub fn build_model(opts: &BenchOptions, device: &Device) -> Result<(DecoderLm, L
     Ok((model, set))
 }
 
-/// Random token batches ids [B, T] u32 (also the labels), drawn from ChaCha8.
-fn random_ids(opts: &BenchOptions, vocab: usize, device: &Device, rng: &mut ChaCha8Rng) -> Result<Tensor> {
+/// Random token batches ids [B, T] u32 (also the labels), drawn from ChaCha8, on the host
+/// like a real batch (the model checks ids and labels there and uploads them).
+fn random_ids(opts: &BenchOptions, vocab: usize, rng: &mut ChaCha8Rng) -> Result<Tensor> {
     let n = opts.batch * opts.seq;
     let v: Vec<u32> = (0..n).map(|_| rng.random_range(0..vocab as u32)).collect();
-    Ok(Tensor::from_vec(v, (opts.batch, opts.seq), device)?)
+    Ok(Tensor::from_vec(v, (opts.batch, opts.seq), &Device::Cpu)?)
 }
 
 /// Builds the model, runs `warmup` then `steps` training steps, and reports the timings.
@@ -412,7 +419,7 @@ pub fn run(
         Backward::Plain
     };
     let mut step = |rng: &mut ChaCha8Rng| -> Result<f64> {
-        let ids = random_ids(opts, vocab, device, rng)?;
+        let ids = random_ids(opts, vocab, rng)?;
         let batch = TrainBatch {
             input_ids: &ids,
             attention_mask: None,
@@ -507,7 +514,13 @@ mod tests {
         let q = random_nf4(&[8, 128], &Device::Cpu, &mut rng).unwrap();
         let w = q.dequantize(DType::F32).unwrap();
         assert_eq!(w.dims(), &[8, 128]);
-        let max = w.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        let max = w
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
         // |code| ≤ 1 and absmax = map·0.02 + 0.05 ≤ 0.07.
         assert!(max > 0.0 && max <= 0.0701, "max |w| {max}");
     }
@@ -529,11 +542,18 @@ mod tests {
         let mut opts = tiny_opts(BenchQuant::Nf4Dq);
         opts.steps = 2;
         let mut seen = Vec::new();
-        let report = run(&opts, &Device::Cpu, &mut |i, s, loss| seen.push((i, s, loss))).unwrap();
+        let report = run(&opts, &Device::Cpu, &mut |i, s, loss| {
+            seen.push((i, s, loss))
+        })
+        .unwrap();
         assert_eq!(seen.len(), 2);
         assert_eq!(report.step_s.len(), 2);
         // Random weights: the loss is near ln(V) = ln(49152) ≈ 10.8.
-        assert!((report.final_loss - 49152f64.ln()).abs() < 1.0, "{}", report.final_loss);
+        assert!(
+            (report.final_loss - 49152f64.ln()).abs() < 1.0,
+            "{}",
+            report.final_loss
+        );
         assert!(report.tokens_per_s > 0.0);
         assert!(report.mem_peak_bytes.is_none());
     }
