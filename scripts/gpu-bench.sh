@@ -22,7 +22,9 @@ cd "$(dirname "$0")/.."
 # from the machine's CUDA 13.0 in /usr/local/cuda/lib64.
 export LD_LIBRARY_PATH=/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 BIN=/tmp/medtune
-zstd -q -d -f .gpu/medtune.zst -o "$BIN" && chmod +x "$BIN" || { echo "error: no .gpu/medtune.zst" >&2; exit 2; }
+# The GPU image has xz but no zstd: build-cuda.sh writes both.
+if command -v zstd >/dev/null; then zstd -q -d -f .gpu/medtune.zst -o "$BIN"; else xz -d -c .gpu/medtune.xz > "$BIN"; fi &&
+    chmod +x "$BIN" || { echo "error: no .gpu/medtune.zst or .gpu/medtune.xz" >&2; exit 2; }
 
 {
     echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"

@@ -14,6 +14,10 @@ pub struct GenerateArgs {
     /// Model folder (HF safetensors or one .gguf plus tokenizer.json) or a .gguf file.
     #[arg(long, default_value = "models/smollm2-135m-instruct")]
     model: PathBuf,
+    /// Check the answer with the medical safety validator and print its report (risk level,
+    /// warnings) and the final text with the disclaimer after the answer.
+    #[arg(long)]
+    use_safety: bool,
     /// The user message.
     #[arg(long)]
     prompt: String,
@@ -127,5 +131,14 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<ExitCode> {
         out[0].tokens.len(),
         out[0].finish
     );
+    if a.use_safety {
+        let validator = medtune_safety::Validator::new(medtune_safety::Config::default())?;
+        let report = validator.check(&a.prompt, &text, None);
+        println!("\n--- safety: risk level {} ---", report.risk_level);
+        for w in &report.warnings {
+            println!("- {}", w.message);
+        }
+        println!("\n{}", report.final_text);
+    }
     Ok(ExitCode::SUCCESS)
 }
