@@ -6,7 +6,7 @@
 #
 #   scripts/gpu-bench.sh OUTDIR [shape ...]      # shapes: smollm2-135m llama-1b llama-8b
 #
-# Needs (carried with the call, all git-ignored): .gpu/medtune.zst (scripts/build-cuda.sh),
+# Needs (carried with the call, all git-ignored): .gpu/medtune.xz (scripts/build-cuda.sh),
 # .gpu/bench_hf.py (copied from ../shared/bench at call time) and .whl/bitsandbytes-*.whl.
 # Environment: STEPS (default 10), WARMUP (3), SKIP_VERIFY=1, SKIP_HF=1.
 set -uo pipefail
@@ -22,9 +22,7 @@ cd "$(dirname "$0")/.."
 # from the machine's CUDA 13.0 in /usr/local/cuda/lib64.
 export LD_LIBRARY_PATH=/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 BIN=/tmp/medtune
-# The GPU image has xz but no zstd: build-cuda.sh writes both.
-if command -v zstd >/dev/null; then zstd -q -d -f .gpu/medtune.zst -o "$BIN"; else xz -d -c .gpu/medtune.xz > "$BIN"; fi &&
-    chmod +x "$BIN" || { echo "error: no .gpu/medtune.zst or .gpu/medtune.xz" >&2; exit 2; }
+xz -d -c .gpu/medtune.xz > "$BIN" && chmod +x "$BIN" || { echo "error: no .gpu/medtune.xz" >&2; exit 2; }
 
 {
     echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
