@@ -290,3 +290,24 @@ pub fn prepare(cfg: &TrainConfig, device: &Device) -> Result<PreparedRun> {
         dropped: (d_train, d_eval),
     })
 }
+
+impl PreparedRun {
+    /// Trains (or resumes) this run's adapters on its tokenized splits, as `cfg` says.
+    pub fn train(
+        &mut self,
+        cfg: &TrainConfig,
+        resume: bool,
+        observer: &mut dyn crate::trainer::Observer,
+    ) -> Result<crate::trainer::TrainSummary> {
+        crate::trainer::train(
+            cfg,
+            &mut self.model,
+            &self.train_set,
+            &self.eval_set,
+            self.pad_id,
+            &self.device,
+            resume,
+            observer,
+        )
+    }
+}

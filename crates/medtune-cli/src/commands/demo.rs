@@ -12,9 +12,9 @@ use medtune_eval::metrics::{bleu::Bleu, rouge::RougeScorer, squad};
 use medtune_model::{generate, GenerateOptions};
 use medtune_safety::{SafetyReport, Validator};
 use medtune_train::config::TrainConfig;
-use medtune_train::lora_model::{prepare, LoraModel};
+use medtune_train::lora_model::{prepare, LoraModel, PreparedRun};
 use medtune_train::plot::{bar_chart, Bar, Labels};
-use medtune_train::trainer::{train, StepModel};
+use medtune_train::trainer::StepModel;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -236,29 +236,17 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         &format!("base model answers {} held-out questions", test.len()),
     );
     let base_answers = answer_all(
-        &run.model,
-        &run.tokenizer,
-        &run.text_tokenizer,
+        &run,
         &test,
         system.as_deref(),
         sz.max_new_tokens,
         &validator,
-        &run.eos_ids,
     )?;
 
     // 4. Fine-tune.
     step(5, &format!("fine-tuning ({} steps)", cfg.train.max_steps));
     let mut obs = ProgressObserver::new(args.quiet);
-    let summary = train(
-        &cfg,
-        &mut run.model,
-        &run.train_set,
-        &run.eval_set,
-        run.pad_id,
-        &run.device,
-        false,
-        &mut obs,
-    )?;
+    let summary = run.train(&cfg, false, &mut obs)?;
     drop(obs);
     run.model
         .load_adapter(&summary.adapter_dir)
@@ -267,14 +255,11 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     // 5. Tuned: the same questions.
     step(6, "fine-tuned model answers the same questions");
     let tuned_answers = answer_all(
-        &run.model,
-        &run.tokenizer,
-        &run.text_tokenizer,
+        &run,
         &test,
         system.as_deref(),
         sz.max_new_tokens,
         &validator,
-        &run.eos_ids,
     )?;
 
     // 6. Report.
@@ -376,17 +361,19 @@ fn step(n: usize, msg: &str) {
     println!("[{n}/7] {msg}");
 }
 
-#[allow(clippy::too_many_arguments)]
 fn answer_all(
-    model: &LoraModel,
-    tok: &medtune_data::tokenize::ExampleTokenizer,
-    text_tok: &medtune_data::tokenize::Tokenizer,
+    run: &PreparedRun,
     items: &[Record],
     system: Option<&str>,
     max_new_tokens: usize,
     validator: &Validator,
-    eos_ids: &[u32],
 ) -> anyhow::Result<Vec<Answer>> {
+    let (model, tok, text_tok, eos_ids) = (
+        &run.model,
+        &run.tokenizer,
+        &run.text_tokenizer,
+        &run.eos_ids,
+    );
     model.lora.set_train(false);
     // All questions in one left-padded batch: one decode step serves every row.
     let mut prompts = Vec::with_capacity(items.len());

@@ -6,7 +6,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use medtune_train::config::TrainConfig;
 use medtune_train::log::MetricRow;
 use medtune_train::lora_model::prepare;
-use medtune_train::trainer::{train, Observer};
+use medtune_train::trainer::Observer;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -124,16 +124,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
         run.dropped.1
     );
     let mut obs = ProgressObserver::new(args.quiet);
-    let summary = train(
-        &cfg,
-        &mut run.model,
-        &run.train_set,
-        &run.eval_set,
-        run.pad_id,
-        &run.device,
-        args.resume,
-        &mut obs,
-    )?;
+    let summary = run.train(&cfg, args.resume, &mut obs)?;
     drop(obs);
     medtune_data::io::write_json(&cfg.train.output_dir.join("train_summary.json"), &summary)?;
     println!(
