@@ -42,6 +42,12 @@ enum Command {
     Train(commands::train::TrainArgs),
     /// The main job: prepare MedQuAD, evaluate, fine-tune, evaluate again, safety-check, report.
     Demo(commands::demo::DemoArgs),
+    /// Hyperparameter sweep: short trials over lr, r, alpha, dropout, targets; ranked by eval loss.
+    Sweep(commands::sweep::SweepArgs),
+    /// Progressive training: draw more examples of weak specialties, retrain, compare per specialty.
+    Progressive(commands::progressive::ProgressiveArgs),
+    /// List, show and compare training runs (`runs list|show|compare`).
+    Runs(commands::runs::RunsArgs),
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -59,6 +65,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Data(args) => commands::data::run(args),
         Command::Train(args) => commands::train::run(args),
         Command::Demo(args) => commands::demo::run(args),
+        Command::Sweep(args) => commands::sweep::run(args),
+        Command::Progressive(args) => commands::progressive::run(args),
+        Command::Runs(args) => commands::runs::run(args),
     }
 }
 

@@ -35,6 +35,7 @@ pub mod pipeline;
 pub mod prompt;
 pub mod readers;
 mod record;
+pub mod resample;
 pub mod split;
 pub mod stats;
 pub mod template;

@@ -22,9 +22,9 @@ pub struct Message {
 
 impl Message {
     /// A message with `role` and `content`.
-    pub fn new(role: &str, content: impl Into<String>) -> Self {
+    pub fn new(role: impl Into<String>, content: impl Into<String>) -> Self {
         Message {
-            role: role.to_string(),
+            role: role.into(),
             content: content.into(),
         }
     }
@@ -85,6 +85,7 @@ fn builtin_source(name: &str) -> Option<(&'static str, &'static str, &'static st
 }
 
 /// A compiled chat template with its special tokens.
+#[derive(Clone)]
 pub struct ChatTemplate {
     name: String,
     source: String,
@@ -224,6 +225,11 @@ impl ChatTemplate {
             )
             .as_bytes(),
         )
+    }
+
+    /// The Jinja source text.
+    pub fn source(&self) -> &str {
+        &self.source
     }
 
     /// Template name (built-in name or origin).
@@ -379,6 +385,14 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("first must be user"), "{err}");
+    }
+
+    #[test]
+    fn syntax_error_is_reported_when_compiled_naming_the_template() {
+        let err = ChatTemplate::from_jinja("broken.jinja", "{% for %}", "", "")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("broken.jinja"), "{err}");
     }
 
     #[test]

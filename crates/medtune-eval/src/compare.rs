@@ -58,6 +58,9 @@ pub struct SpecialtyRow {
     pub value: Interval,
     /// Items.
     pub n: usize,
+    /// Paired difference to the first target on the same items and bootstrap resamples
+    /// (absent for the first target itself).
+    pub delta: Option<Interval>,
 }
 
 /// Confusion matrix of one target × suite × mode.
@@ -332,16 +335,25 @@ impl Comparison {
                 .into_iter()
                 .find(|s| matches!(s, Stat::Accuracy | Stat::Perplexity | Stat::Text("rouge_l")))
                 .unwrap_or(Stat::Accuracy);
-            for (t, c) in targets.iter().zip(&cols) {
+            for (ti, (t, c)) in targets.iter().zip(&cols).enumerate() {
                 let mut groups: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
                 for (i, p) in c.preds.iter().enumerate() {
                     groups.entry(p.group.as_str()).or_default().push(i);
                 }
                 for (g, members) in groups {
-                    let value = interval(bs, members.len(), |idx| {
-                        let real: Vec<usize> = idx.iter().map(|&k| members[k]).collect();
-                        c.eval(primary, &real, scorer)
-                    })?;
+                    let pick =
+                        |idx: &[usize]| -> Vec<usize> { idx.iter().map(|&k| members[k]).collect() };
+                    let value =
+                        interval(bs, members.len(), |idx| c.eval(primary, &pick(idx), scorer))?;
+                    // Items are aligned by id across targets, so `members` index both columns.
+                    let delta = if ti == 0 {
+                        None
+                    } else {
+                        Some(interval(bs, members.len(), |idx| {
+                            let real = pick(idx);
+                            c.eval(primary, &real, scorer) - cols[0].eval(primary, &real, scorer)
+                        })?)
+                    };
                     specialties.push(SpecialtyRow {
                         target: t.clone(),
                         suite,
@@ -350,6 +362,7 @@ impl Comparison {
                         metric: primary.name(),
                         value,
                         n: members.len(),
+                        delta,
                     });
                 }
                 if suite.is_choice() {

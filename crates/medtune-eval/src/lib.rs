@@ -9,7 +9,8 @@
 //!   items, reporting progress to an [`Observer`]; [`qpain`] adds race × gender substitutions.
 //! - [`compare`]: [`Comparison`] with bootstrap intervals, paired differences to the base,
 //!   per-specialty figures, confusion matrices, Q-Pain gaps and [`analysis`] (verbosity,
-//!   refusals, format failures, safety flags); [`recommend`] picks weak specialties.
+//!   refusals, format failures, safety flags); [`recommend`] picks weak specialties;
+//!   [`change`] tabulates per-specialty before/after changes with paired intervals.
 //! - [`report`]: [`write_report`] writes the CSVs, `report.md`, the charts ([`plots`]) and
 //!   `training_recommendations.json`.
 //!
@@ -31,6 +32,7 @@
 //! ```
 
 pub mod analysis;
+pub mod change;
 pub mod compare;
 mod error;
 pub mod extract;

@@ -35,6 +35,8 @@ pub struct GgufModel {
     pub tokens: Vec<String>,
     /// Tensor name, GGML type and shape [out, in] (GGUF names), for `inspect`.
     pub tensor_infos: Vec<(String, String, Vec<usize>)>,
+    /// All metadata key/values (the `tokenizer.*` keys feed [`crate::gguf_tokenizer`]).
+    pub metadata: HashMap<String, Value>,
 }
 
 impl GgufWeights {
@@ -181,6 +183,7 @@ pub fn open(path: &Path, device: &Device) -> Result<GgufModel> {
         chat_template,
         tokens,
         tensor_infos,
+        metadata: content.metadata,
     })
 }
 

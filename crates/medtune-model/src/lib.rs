@@ -14,7 +14,8 @@
 //! - [`DecoderLm`]: the model; [`DecoderLm::forward`] gives logits [B, T, V] (f32).
 //! - [`Linear`]: every projection, a frozen base plus an optional [`Adapter`] slot.
 //! - [`load`] → [`LoadedModel`]: model + tokenizer + chat template + EOS ids from a folder or
-//!   a `.gguf` file; [`generate()`] samples from it.
+//!   a `.gguf` file (the tokenizer from `tokenizer.json`, else rebuilt from the GGUF's metadata by
+//!   [`gguf_tokenizer`]); [`generate()`] samples from it.
 //! - [`lora`]: [`LoraConfig`] (PEFT's fields), [`attach_lora`] → [`LoraSet`] (A, B as f32
 //!   `Var`s under PEFT key names); [`peft`] reads/writes PEFT adapter folders; [`merge`] folds
 //!   an adapter into a safetensors base; [`recompute`]: [`loss_and_grads`] (plain backward or
@@ -37,12 +38,13 @@
 #![allow(clippy::result_large_err)]
 
 mod attention;
-pub mod chat;
 mod config;
 mod decoder;
+pub mod dropout_mask;
 mod error;
 pub mod generate;
 pub mod gguf;
+pub mod gguf_tokenizer;
 mod linear;
 mod load;
 pub mod lora;
@@ -61,7 +63,6 @@ pub mod sampling;
 mod weights;
 
 pub use attention::{softmax_last_dim, Attention, LayerCache, QkvProj};
-pub use chat::{ChatTemplate, Message};
 pub use config::{Activation, Arch, ModelConfig, NormKind, RopeConfig, RopeScaling};
 pub use decoder::{Block, DecoderLm, ForwardInput, KvCache, LayerContext};
 pub use error::{Error, Result};
@@ -70,6 +71,9 @@ pub use linear::{Adapter, BaseWeight, Linear};
 pub use load::{load, LoadOptions, LoadedModel, SourceFormat, TextTokenizer};
 pub use lora::{attach_lora, detach_lora, LoraConfig, LoraSet};
 pub use loss::{causal_lm_loss, causal_lm_loss_sum, LossSum, IGNORE_INDEX};
+/// Chat templates are rendered by the data crate's renderer, so that training prompts and
+/// generation prompts come from one implementation.
+pub use medtune_data::template::{ChatTemplate, Message};
 pub use mlp::{Mlp, MlpKind};
 pub use norm::Norm;
 pub use qmatmul::QMatMulOp;

@@ -1,14 +1,15 @@
 //! `load(path)`: a model folder (HF safetensors or one `.gguf`) or a `.gguf` file →
 //! [`LoadedModel`] with model, tokenizer, chat template and EOS ids.
 
-use crate::chat::{ChatTemplate, Message};
 use crate::config::{token_ids, ModelConfig};
 use crate::decoder::DecoderLm;
 use crate::error::{Error, Result};
 use crate::generate::Detokenize;
 use crate::gguf;
+use crate::gguf_tokenizer;
 use crate::weights::{SafetensorsWeights, WeightSource, Weights};
 use candle_core::{DType, Device};
+use medtune_data::template::{ChatTemplate, Message};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
@@ -56,6 +57,24 @@ impl TextTokenizer {
             inner,
             path: path.to_path_buf(),
         })
+    }
+
+    /// Wraps an already-built tokenizer; `path` is the file it came from (a `tokenizer.json` or
+    /// the `.gguf` whose metadata described it), named in errors.
+    pub fn new(inner: tokenizers::Tokenizer, path: PathBuf) -> Self {
+        Self { inner, path }
+    }
+
+    /// Builds the tokenizer stored in a GGUF file's `tokenizer.*` metadata (see
+    /// [`crate::gguf_tokenizer`]).
+    pub fn from_gguf(path: &Path) -> Result<Self> {
+        let g = gguf_tokenizer::from_file(path)?;
+        Ok(Self::new(g.tokenizer, path.to_path_buf()))
+    }
+
+    /// The file this tokenizer was read from (`tokenizer.json` or a `.gguf`).
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// Text → ids; `add_special_tokens` adds BOS/EOS as the tokenizer's post-processor says.
@@ -106,7 +125,8 @@ pub struct LoadedModel {
     pub model: DecoderLm,
     /// The normalised config.
     pub config: ModelConfig,
-    /// Tokenizer from `tokenizer.json`, when present.
+    /// Tokenizer from `tokenizer.json`, else from a GGUF file's `tokenizer.*` metadata, when
+    /// either is present.
     pub tokenizer: Option<TextTokenizer>,
     /// The model's chat template, when it has one.
     pub chat_template: Option<ChatTemplate>,
@@ -125,7 +145,9 @@ impl LoadedModel {
     pub fn tokenizer(&self) -> Result<&TextTokenizer> {
         self.tokenizer.as_ref().ok_or_else(|| Error::Tokenizer {
             path: self.weights_path.clone(),
-            message: "no tokenizer.json next to the model".into(),
+            message: "no tokenizer.json next to the model and no tokenizer metadata \
+                      (`tokenizer.ggml.model`) in a GGUF file"
+                .into(),
         })
     }
 
@@ -143,7 +165,10 @@ impl LoadedModel {
                 self.weights_path.display()
             ))
         })?;
-        self.encode(&t.render(messages, true)?)
+        let text = t
+            .render(messages, true)
+            .map_err(|e| Error::Template(e.to_string()))?;
+        self.encode(&text)
     }
 }
 
@@ -157,7 +182,7 @@ pub fn load(path: &Path, opts: &LoadOptions) -> Result<LoadedModel> {
     }
     let (dir, gguf_file) = resolve(path)?;
     let tokenizer_path = dir.join("tokenizer.json");
-    let tokenizer = if tokenizer_path.is_file() {
+    let mut tokenizer = if tokenizer_path.is_file() {
         Some(TextTokenizer::from_file(&tokenizer_path)?)
     } else {
         None
@@ -166,6 +191,11 @@ pub fn load(path: &Path, opts: &LoadOptions) -> Result<LoadedModel> {
     let (model, config, format, weights_path, infos, gguf_template, gguf_tokens) = match gguf_file {
         Some(file) => {
             let g = gguf::open(&file, &opts.device)?;
+            // Without tokenizer.json, the GGUF's own tokenizer metadata (if any) is used.
+            if tokenizer.is_none() && gguf_tokenizer::has_tokenizer(&g.metadata) {
+                let t = gguf_tokenizer::from_metadata(&file, &g.metadata)?;
+                tokenizer = Some(TextTokenizer::new(t.tokenizer, file.clone()));
+            }
             let w = Weights::new(
                 WeightSource::Gguf(g.weights),
                 opts.dtype,
@@ -235,7 +265,10 @@ pub fn load(path: &Path, opts: &LoadOptions) -> Result<LoadedModel> {
             .or(gguf_template),
     };
     let chat_template = match template_src {
-        Some(src) => Some(ChatTemplate::new(src, bos, eos)?),
+        Some(src) => Some(
+            ChatTemplate::from_jinja(&dir.display().to_string(), &src, &bos, &eos)
+                .map_err(|e| Error::Template(e.to_string()))?,
+        ),
         None => None,
     };
     Ok(LoadedModel {

@@ -6,6 +6,7 @@
 //!     optimizer.safetensors    optimizer moments
 //!     optimizer.json           optimizer step counter, hyperparameters, parameter list
 //!     trainer_state.json       step, data position, best eval loss, early-stopping counter
+//!     manifest.json            the run's provenance and its metrics at this step (when known)
 //! <run>/best/                  the checkpoint with the lowest eval loss so far (same layout)
 //! ```
 //! Each directory is written under a temporary name and renamed into place, so a run killed
@@ -14,6 +15,7 @@
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
+use crate::manifest::RunManifest;
 use crate::optim::{Optimizer, OptimizerMeta, OptimizerState};
 use crate::{Error, Result};
 
@@ -37,19 +39,22 @@ pub struct TrainerState {
     pub config_sha256: String,
 }
 
-/// Writes a checkpoint directory for `state` at `dest` (atomically).
+/// Writes a checkpoint directory for `state` at `dest` (atomically), with `manifest` as its
+/// `manifest.json` when given.
 pub fn save(
     dest: &Path,
     state: &TrainerState,
     optimizer: &dyn Optimizer,
     save_adapter: &dyn Fn(&Path) -> Result<()>,
+    manifest: Option<&RunManifest>,
 ) -> Result<()> {
     write_dir_atomic(dest, |tmp| {
         save_adapter(&tmp.join("adapter"))?;
         let opt = optimizer.state()?;
         candle_core::safetensors::save(&opt.tensors, tmp.join("optimizer.safetensors"))?;
         write_json(&tmp.join("optimizer.json"), &opt.meta)?;
-        write_json(&tmp.join("trainer_state.json"), state)
+        write_json(&tmp.join("trainer_state.json"), state)?;
+        manifest.map_or(Ok(()), |m| m.write(tmp))
     })
 }
 

@@ -7,6 +7,8 @@
 //! - [`optim::Grads`] (one gradient per trainable `Var`) and [`optim::GradAccumulator`].
 //! - [`clip::clip_grad_norm`]: global-norm clipping that returns the pre-clip norm.
 //! - [`schedule::Schedule`]: constant / linear / cosine with warmup (steps or ratio).
+//! - [`manifest::RunManifest`] (`manifest.json` in every run, checkpoint and adapter) and
+//!   [`runs`]: find, read, summarise and compare run directories.
 //!
 //! # Example
 //! ```
@@ -40,7 +42,9 @@ pub mod lora_model;
 pub mod manifest;
 pub mod optim;
 pub mod plot;
+pub mod runs;
 pub mod schedule;
+pub mod sweep;
 pub mod trainer;
 
 pub use error::{Error, Result};

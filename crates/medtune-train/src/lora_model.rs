@@ -91,6 +91,10 @@ impl StepModel for LoraModel {
             medtune_model::peft::read_tensors(&path, self.model.device()).map_err(Error::model)?;
         self.lora.set_weights(&tensors, &path).map_err(Error::model)
     }
+
+    fn manifest(&self) -> Option<&crate::manifest::RunManifest> {
+        self.manifest.as_ref()
+    }
 }
 
 /// Everything a run needs, ready to hand to [`crate::trainer::train`].
@@ -175,11 +179,7 @@ pub fn chat_template(cfg: &TrainConfig, loaded: &LoadedModel) -> Result<ChatTemp
             cfg.model.path.display()
         ))
     })?;
-    let tok = loaded.tokenizer().map_err(Error::model)?;
-    let name_of = |id: Option<u32>| id.and_then(|i| tok.id_to_token(i)).unwrap_or_default();
-    let bos = name_of(loaded.config.bos_token_id);
-    let eos = name_of(loaded.eos_token_ids.first().copied());
-    ChatTemplate::from_jinja("model", own.source(), &bos, &eos).map_err(Error::data)
+    Ok(own.clone())
 }
 
 /// Reads a split file of a prepared dataset (JSON lines of [`Record`]), keeping at most `max`.

@@ -31,9 +31,13 @@ pub struct RunManifest {
     pub data_manifest: Option<serde_json::Value>,
     /// Hyper-parameters: the resolved run configuration.
     pub config: TrainConfig,
-    /// Metrics and safety summary, filled in as the run goes (free-form sections).
+    /// Metrics and safety summary, filled in as the run goes (free-form sections: `train` holds
+    /// the training summary, `safety` the safety summary of checked answers).
     #[serde(default)]
     pub results: serde_json::Map<String, serde_json::Value>,
+    /// When the run was set up (seconds since the Unix epoch; absent in older manifests).
+    #[serde(default)]
+    pub created_unix_s: Option<u64>,
 }
 
 impl RunManifest {
@@ -71,7 +75,18 @@ impl RunManifest {
             data_manifest,
             config: cfg.clone(),
             results: serde_json::Map::new(),
+            created_unix_s: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .ok()
+                .map(|d| d.as_secs()),
         })
+    }
+
+    /// A copy with the results section `key` set to `value`.
+    pub fn with_result(&self, key: &str, value: serde_json::Value) -> Self {
+        let mut m = self.clone();
+        m.results.insert(key.to_string(), value);
+        m
     }
 
     /// Writes `<dir>/manifest.json` atomically.

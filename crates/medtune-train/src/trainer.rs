@@ -19,6 +19,7 @@ use crate::checkpoint::{self, TrainerState};
 use crate::clip::clip_grad_norm;
 use crate::config::TrainConfig;
 use crate::log::{MetricRow, MetricsLog};
+use crate::manifest::RunManifest;
 use crate::optim::{
     AdamW, AdamW8bit, AdamW8bitConfig, AdamWConfig, GradAccumulator, Grads, NamedVar, Optimizer,
 };
@@ -43,6 +44,12 @@ pub trait StepModel {
     fn save_adapter(&self, dir: &Path) -> Result<()>;
     /// Reads adapter weights saved by [`StepModel::save_adapter`] back into the trainable tensors.
     fn load_adapter(&mut self, dir: &Path) -> Result<()>;
+    /// The run's provenance. When present, the loop writes it as `manifest.json` into the run
+    /// directory, every checkpoint, `best/` and `adapter/`, with the training metrics so far in
+    /// its `train` results section.
+    fn manifest(&self) -> Option<&RunManifest> {
+        None
+    }
 }
 
 /// Progress reports (the CLI draws a progress bar from these).
@@ -148,6 +155,11 @@ pub fn train(
     }
     std::fs::write(run_dir.join("train_config.toml"), cfg.to_toml())
         .map_err(|e| Error::io(&run_dir, e))?;
+    let manifest = model.manifest().cloned();
+    if let Some(m) = &manifest {
+        m.with_result("train", progress(&state, "running", None, None, None))
+            .write(&run_dir)?;
+    }
     let mut log = MetricsLog::open(&run_dir, resumed_from.as_ref().map(|_| state.step))?;
     observer.on_start(state.step, total_steps);
 
@@ -279,7 +291,27 @@ pub fn train(
             || (cfg.train.save_every > 0 && state.step.is_multiple_of(cfg.train.save_every as u64));
         if save_now || improved {
             let dir = checkpoint::step_dir(&run_dir, state.step);
-            checkpoint::save(&dir, &state, optimizer.as_ref(), &|d| model.save_adapter(d))?;
+            let at_step = manifest.as_ref().map(|m| {
+                let p = progress(
+                    &state,
+                    "checkpoint",
+                    initial_eval_loss,
+                    final_eval_loss,
+                    final_train_loss,
+                );
+                m.with_result("train", p)
+            });
+            checkpoint::save(
+                &dir,
+                &state,
+                optimizer.as_ref(),
+                &|d| {
+                    model.save_adapter(d)?;
+                    // The adapter carries the metrics of the step it was saved at.
+                    at_step.as_ref().map_or(Ok(()), |m| m.write(d))
+                },
+                at_step.as_ref(),
+            )?;
             if improved {
                 checkpoint::write_dir_atomic(&run_dir.join("best"), |tmp| {
                     checkpoint::copy_dir(&dir, tmp)
@@ -316,7 +348,7 @@ pub fn train(
     checkpoint::write_dir_atomic(&final_dir, |tmp| checkpoint::copy_dir(&adapter_dir, tmp))?;
     plot_losses(&run_dir, log.rows(), observer);
     let elapsed = started.elapsed().as_secs_f64();
-    Ok(TrainSummary {
+    let summary = TrainSummary {
         steps: state.step,
         initial_eval_loss,
         final_eval_loss,
@@ -327,6 +359,38 @@ pub fn train(
         tokens_per_s: trained_tokens as f64 / elapsed.max(1e-9),
         adapter_dir: final_dir,
         elapsed_s: elapsed,
+    };
+    if let Some(m) = &manifest {
+        let mut results = serde_json::to_value(&summary).map_err(|e| Error::io(&run_dir, e))?;
+        if let Some(obj) = results.as_object_mut() {
+            obj.insert("status".into(), "finished".into());
+            obj.insert("total_steps".into(), state.total_steps.into());
+        }
+        let done = m.with_result("train", results);
+        done.write(&run_dir)?;
+        done.write(&summary.adapter_dir)?;
+    }
+    Ok(summary)
+}
+
+/// The `train` results section of a manifest written while the run goes: the same keys as a
+/// serialized [`TrainSummary`] where they are known, plus `status` and `total_steps`.
+fn progress(
+    state: &TrainerState,
+    status: &str,
+    initial_eval_loss: Option<f64>,
+    final_eval_loss: Option<f64>,
+    final_train_loss: Option<f64>,
+) -> serde_json::Value {
+    serde_json::json!({
+        "status": status,
+        "steps": state.step,
+        "total_steps": state.total_steps,
+        "initial_eval_loss": initial_eval_loss,
+        "final_eval_loss": final_eval_loss,
+        "best_eval_loss": state.best_eval_loss,
+        "best_step": state.best_step,
+        "final_train_loss": final_train_loss,
     })
 }
 

@@ -140,15 +140,21 @@ fn bench_generate(a: BenchGenerateArgs) -> anyhow::Result<ExitCode> {
         a.new_tokens as f64 / best_decode,
         1000.0 * best_decode / a.new_tokens as f64
     );
-    if let Some(kb) = peak_rss_kb() {
-        println!("peak rss        {:.0} MiB", kb as f64 / 1024.0);
+    if let Ok(kib) = peak_rss_kib(std::process::id()) {
+        println!("peak rss        {:.0} MiB", kib as f64 / 1024.0);
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// Peak resident set size from /proc (Linux only).
-fn peak_rss_kb() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
+/// Peak resident set size (VmHWM) of a process, in KiB, from /proc (Linux only); shared by the
+/// bench commands.
+pub(crate) fn peak_rss_kib(pid: u32) -> anyhow::Result<u64> {
+    use anyhow::Context as _;
+    let path = format!("/proc/{pid}/status");
+    let status = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .with_context(|| format!("{path}: no VmHWM line"))
 }

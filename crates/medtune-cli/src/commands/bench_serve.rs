@@ -70,17 +70,6 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
-/// Peak resident set size (VmHWM) of a process, in KiB.
-fn peak_rss_kib(pid: u32) -> anyhow::Result<u64> {
-    let path = format!("/proc/{pid}/status");
-    let status = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .with_context(|| format!("{path}: no VmHWM line"))
-}
-
 /// A `medtune serve` child process, stopped with SIGTERM when dropped.
 struct ServerChild(Child);
 
@@ -202,7 +191,7 @@ pub fn run(a: BenchServeArgs) -> anyhow::Result<ExitCode> {
     };
     let report = loadtest::run_blocking(&cfg)?;
     let rss = match pid {
-        Some(pid) => Some((pid, peak_rss_kib(pid)?)),
+        Some(pid) => Some((pid, super::bench_generate::peak_rss_kib(pid)?)),
         None => None,
     };
     drop(child);

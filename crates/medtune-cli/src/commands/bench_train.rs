@@ -32,6 +32,9 @@ pub struct BenchTrainArgs {
     /// LoRA alpha.
     #[arg(long, default_value_t = 32.0)]
     lora_alpha: f64,
+    /// LoRA dropout (0 = off; masks are drawn on the device as in `medtune train`).
+    #[arg(long, default_value_t = 0.0)]
+    lora_dropout: f64,
     /// Timed steps.
     #[arg(long, default_value_t = 10)]
     steps: usize,
@@ -104,6 +107,7 @@ pub fn run(a: BenchTrainArgs) -> anyhow::Result<ExitCode> {
         seq: a.seq,
         lora_r: a.lora_r,
         lora_alpha: a.lora_alpha,
+        lora_dropout: a.lora_dropout,
         steps: a.steps,
         warmup: a.warmup,
         recompute: !a.no_recompute,
@@ -111,7 +115,7 @@ pub fn run(a: BenchTrainArgs) -> anyhow::Result<ExitCode> {
         seed: a.seed,
     };
     eprintln!(
-        "medtune bench train: {} {} on {:?}, batch {} x {} tokens, LoRA r={} alpha={}, {} {}, {} warm-up + {} timed steps",
+        "medtune bench train: {} {} on {:?}, batch {} x {} tokens, LoRA r={} alpha={} dropout={}, {} {}, {} warm-up + {} timed steps",
         opts.shape.name(),
         opts.quant.name(),
         device.location(),
@@ -119,6 +123,7 @@ pub fn run(a: BenchTrainArgs) -> anyhow::Result<ExitCode> {
         opts.seq,
         opts.lora_r,
         opts.lora_alpha,
+        opts.lora_dropout,
         opts.dtype.as_str(),
         if opts.recompute { "recompute" } else { "plain backward" },
         opts.warmup,
@@ -172,6 +177,9 @@ fn print_summary(r: &BenchReport) {
             r.mem_before_bytes.unwrap_or(0) as f64 / GIB
         ),
         _ => println!("peak device memory: n/a on the CPU"),
+    }
+    if let Ok(kib) = super::bench_generate::peak_rss_kib(std::process::id()) {
+        println!("peak rss {:.0} MiB (whole process)", kib as f64 / 1024.0);
     }
 }
 

@@ -345,6 +345,13 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             .insert("train".into(), serde_json::to_value(&summary)?);
         m.results.insert("base".into(), serde_json::to_value(&b)?);
         m.results.insert("tuned".into(), serde_json::to_value(&t)?);
+        m.results.insert(
+            "safety".into(),
+            serde_json::json!({
+                "base": safety_summary(&base_answers),
+                "tuned": safety_summary(&tuned_answers),
+            }),
+        );
         m.write(&out)?;
         m.write(&out.join("adapter"))?;
     }
@@ -443,6 +450,26 @@ fn scores(answers: &[Answer]) -> GenScores {
         }
     }
     s
+}
+
+/// The safety section of the run manifest for one set of answers: how many were checked, how
+/// many drew warnings, the warnings by category and the highest risk level.
+fn safety_summary(answers: &[Answer]) -> serde_json::Value {
+    let mut by_category = std::collections::BTreeMap::<String, usize>::new();
+    for w in answers.iter().flat_map(|a| &a.safety.warnings) {
+        let cat = serde_json::to_value(w.category)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        *by_category.entry(cat).or_default() += 1;
+    }
+    serde_json::json!({
+        "answers_checked": answers.len(),
+        "answers_with_warnings": answers.iter().filter(|a| !a.safety.warnings.is_empty()).count(),
+        "warnings": answers.iter().map(|a| a.safety.warnings.len()).sum::<usize>(),
+        "max_risk_level": answers.iter().map(|a| a.safety.risk_level).max().unwrap_or(0),
+        "by_category": by_category,
+    })
 }
 
 fn render_table(rows: &[(&str, Option<f64>, Option<f64>, usize)]) -> String {

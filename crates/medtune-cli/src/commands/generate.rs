@@ -11,7 +11,8 @@ use std::process::ExitCode;
 /// Arguments of `medtune generate`.
 #[derive(Args)]
 pub struct GenerateArgs {
-    /// Model folder (HF safetensors or one .gguf plus tokenizer.json) or a .gguf file.
+    /// Model folder (HF safetensors, or one .gguf with or without tokenizer.json) or a .gguf
+    /// file.
     #[arg(long, default_value = "models/smollm2-135m-instruct")]
     model: PathBuf,
     /// Check the answer with the medical safety validator and print its report (risk level,

@@ -199,14 +199,14 @@ fn inspect(a: InspectArgs) -> anyhow::Result<ExitCode> {
     println!("tensors       {}", m.tensor_infos.len());
     println!("parameters    {}", m.model.num_params());
     println!("eos ids       {:?}", m.eos_token_ids);
-    println!(
-        "tokenizer     {}",
-        if m.tokenizer.is_some() {
-            "tokenizer.json"
-        } else {
-            "none"
+    let tokenizer = match &m.tokenizer {
+        Some(t) if m.format == SourceFormat::Gguf && t.path() == m.weights_path => {
+            format!("GGUF metadata ({})", t.path().display())
         }
-    );
+        Some(t) => t.path().display().to_string(),
+        None => "none".to_string(),
+    };
+    println!("tokenizer     {tokenizer}");
     println!(
         "chat template {}",
         if m.chat_template.is_some() {

@@ -50,18 +50,23 @@ fn read_config(path: Option<&Path>) -> anyhow::Result<(ServeConfig, String)> {
     }
 }
 
+/// The provenance `/health` and the chat page show: the summary of the adapter's run manifest
+/// (code version, base model and its sha256, dataset hashes, chat template hash, key
+/// hyper-parameters, metrics, safety summary). A `manifest.json` of another kind is passed on as
+/// it is; a malformed one is an error naming the file.
 fn read_manifest(adapter: Option<&Path>) -> anyhow::Result<Option<serde_json::Value>> {
     let Some(path) = adapter
-        .map(|a| a.join("manifest.json"))
+        .map(|a| a.join(medtune_train::runs::MANIFEST_FILE))
         .filter(|p| p.is_file())
     else {
         return Ok(None);
     };
-    let text =
-        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    let value = serde_json::from_str(&text)
-        .with_context(|| format!("{}: not valid JSON", path.display()))?;
-    Ok(Some(value))
+    Ok(Some(match medtune_train::runs::read_manifest(&path)? {
+        medtune_train::runs::ManifestFile::Run(m) => {
+            serde_json::to_value(medtune_train::runs::summary(&m))?
+        }
+        medtune_train::runs::ManifestFile::Other(v) => v,
+    }))
 }
 
 /// Runs `medtune serve`.

@@ -23,8 +23,76 @@ async function loadInfo() {
     $("device").textContent = info.device + (info.safety ? " · safety on" : " · safety off");
     $("key-label").hidden = !info.auth_required;
     $("max-tokens").max = info.max_tokens_limit;
+    renderProvenance(info);
   } catch (err) {
     $("model-name").textContent = "unreachable";
+    $("provenance-list").replaceChildren(el("dt", null, "run manifest"), el("dd", "error", "server unreachable"));
+  }
+}
+
+// Key metrics shown first when the run manifest has them (flattened `section.key` names).
+const KEY_METRICS = ["train.steps", "train.best_eval_loss", "train.best_step", "train.final_eval_loss",
+  "tuned.rouge_l_f", "tuned.token_f1", "tuned.bleu"];
+const KEY_PARAMS = ["model.quantization", "lora.r", "lora.lora_alpha", "lora.target_modules", "optim.lr",
+  "train.max_steps", "train.epochs", "train.batch_size", "train.seed"];
+
+function fmtValue(v) {
+  if (v === null || v === undefined) return "–";
+  if (typeof v === "number" && !Number.isInteger(v)) {
+    return Math.abs(v) < 1e-3 ? v.toExponential(3) : v.toFixed(4);
+  }
+  if (Array.isArray(v)) return v.join(",");
+  return String(v);
+}
+
+const shortSha = (sha) => (sha ? sha.slice(0, 12) : "–");
+
+// The adapter's run manifest (from /health): model, adapter, dataset hashes, code version,
+// key hyper-parameters and metrics, safety summary.
+function renderProvenance(info) {
+  const list = $("provenance-list");
+  list.replaceChildren();
+  const add = (key, value, full) => {
+    const dd = el("dd", null, value);
+    if (full) dd.title = full;
+    list.append(el("dt", null, key), dd);
+  };
+  add("model", info.model);
+  add("adapter", info.adapter || "none (base model)");
+  const m = info.manifest;
+  if (!m) {
+    add("run manifest", "none (no manifest.json beside the adapter)");
+    return;
+  }
+  if (!m.code_version) {
+    add("run manifest", JSON.stringify(m));
+    return;
+  }
+  add("base model", m.base_model + " (" + m.base_storage + ")");
+  add("base model sha256", shortSha(m.base_model_sha256), m.base_model_sha256);
+  const d = m.dataset || {};
+  add("dataset", (d.name ? d.name + " · " : "") + d.dir);
+  add("train split sha256", shortSha(d.train_file_sha256), d.train_file_sha256);
+  add("eval split sha256", shortSha(d.eval_file_sha256), d.eval_file_sha256);
+  if (d.split_seed !== null && d.split_seed !== undefined) add("split seed", String(d.split_seed));
+  for (const input of d.inputs || []) add("input", input.path + " · " + shortSha(input.sha256), input.sha256);
+  add("chat template sha256", shortSha(m.chat_template_sha256), m.chat_template_sha256);
+  add("tokenizer sha256", shortSha(m.tokenizer_sha256), m.tokenizer_sha256);
+  add("code version", m.code_version);
+  if (m.created_unix_s) {
+    add("trained", new Date(m.created_unix_s * 1000).toISOString().slice(0, 16).replace("T", " ") + " UTC");
+  }
+  const hp = m.hyper_parameters || {};
+  const params = KEY_PARAMS.filter((k) => k in hp).map((k) => k.split(".").pop() + " " + fmtValue(hp[k]));
+  if (params.length) add("hyper-parameters", params.join(" · "));
+  const metrics = m.metrics || {};
+  const shown = KEY_METRICS.filter((k) => k in metrics);
+  const keys = shown.length ? shown : Object.keys(metrics);
+  if (keys.length) add("metrics", keys.map((k) => k + " " + fmtValue(metrics[k])).join(" · "));
+  const tuned = m.safety && m.safety.tuned;
+  if (tuned) {
+    add("safety (held-out answers)", tuned.warnings + " warnings in " + tuned.answers_checked +
+      " answers, max risk " + tuned.max_risk_level + "/3");
   }
 }
 

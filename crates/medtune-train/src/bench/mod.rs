@@ -152,6 +152,8 @@ pub struct BenchOptions {
     pub lora_r: usize,
     /// LoRA alpha (scale alpha / R).
     pub lora_alpha: f64,
+    /// LoRA dropout on the adapter inputs (the adapters run in training mode).
+    pub lora_dropout: f64,
     /// Timed steps.
     pub steps: usize,
     /// Untimed steps first (kernel compilation, allocator warm-up).
@@ -188,6 +190,9 @@ impl BenchOptions {
         }
         if self.steps == 0 {
             return bad("steps", "must be at least 1");
+        }
+        if !(0.0..1.0).contains(&self.lora_dropout) {
+            return bad("lora_dropout", "must be in [0, 1)");
         }
         Ok(())
     }
@@ -381,9 +386,11 @@ pub fn build_model(opts: &BenchOptions, device: &Device) -> Result<(DecoderLm, L
     let lora = LoraConfig {
         r: opts.lora_r,
         lora_alpha: opts.lora_alpha,
+        lora_dropout: opts.lora_dropout,
         ..LoraConfig::default()
     };
     let set = attach_lora(&mut model, &lora, opts.seed).map_err(Error::model)?;
+    set.set_train(true);
     Ok((model, set))
 }
 
@@ -487,6 +494,7 @@ mod tests {
             seq: 8,
             lora_r: 4,
             lora_alpha: 8.0,
+            lora_dropout: 0.1,
             steps: 1,
             warmup: 0,
             recompute: true,
