@@ -16,7 +16,8 @@
 //! (the CPU build checks overflow in debug), and [`keep_u32_reference`] reproduces them in
 //! scalar code for tests. A Feistel network is a bijection, so distinct indices never collide.
 
-use candle_core::{DType, Result, Tensor};
+use candle_core::{DType, Device, Result, Tensor};
+use std::sync::Mutex;
 
 const ROUNDS: usize = 4;
 const HALF: u32 = 1 << 16;
@@ -64,20 +65,70 @@ fn keep_threshold(p: f64) -> u64 {
 
 /// Whether element `index` is kept at drop probability `p` (scalar reference).
 pub fn keep_u32_reference(index: u32, key: u64, p: f64) -> bool {
-    permute_u32_reference(index, key) as u64 >= keep_threshold(p)
+    permute_u32_reference(index, key) as u64 >= keep_threshold(p).min(u32::MAX as u64)
+}
+
+/// Per-device tensors that [`keep_mask`] would otherwise upload on every call (a host → device
+/// copy synchronises the stream): the index range 0..n for the largest n seen, and u32 scalars.
+struct DeviceConsts {
+    device: Device,
+    indices: Tensor,
+    scalars: Vec<(u32, Tensor)>,
+}
+
+static CONSTS: Mutex<Vec<DeviceConsts>> = Mutex::new(Vec::new());
+
+fn with_consts<T>(device: &Device, f: impl FnOnce(&mut DeviceConsts) -> Result<T>) -> Result<T> {
+    let mut all = CONSTS
+        .lock()
+        .map_err(|_| candle_core::Error::Msg("dropout mask cache poisoned".into()))?;
+    let pos = match all.iter().position(|c| c.device.same_device(device)) {
+        Some(i) => i,
+        None => {
+            all.push(DeviceConsts {
+                device: device.clone(),
+                indices: Tensor::arange(0u32, 0, device)?,
+                scalars: Vec::new(),
+            });
+            all.len() - 1
+        }
+    };
+    f(&mut all[pos])
+}
+
+impl DeviceConsts {
+    /// `0..n` as u32 (a prefix of a cached range, grown when a larger n is asked for).
+    fn indices(&mut self, n: usize) -> Result<Tensor> {
+        if self.indices.elem_count() < n {
+            self.indices = Tensor::arange(0u32, n as u32, &self.device)?;
+        }
+        self.indices.narrow(0, 0, n)
+    }
+
+    /// A u32 scalar on the device.
+    fn scalar(&mut self, v: u32) -> Result<Tensor> {
+        if let Some((_, t)) = self.scalars.iter().find(|(x, _)| *x == v) {
+            return Ok(t.clone());
+        }
+        let t = Tensor::new(v, &self.device)?;
+        self.scalars.push((v, t.clone()));
+        Ok(t)
+    }
 }
 
 /// `x mod 2¹⁶` of a u32 tensor.
 fn mod_half(x: &Tensor, half: &Tensor) -> Result<Tensor> {
     let q = x.broadcast_div(half)?;
-    x - q.broadcast_mul(half)?
+    x - q.affine(HALF as f64, 0.0)?
 }
 
 /// Inverted-dropout multiplier for a tensor of `shape` on `device`: `1/(1−p)` where the element
 /// is kept, 0 where it is dropped, in `dtype`. Elements are numbered in row-major order.
+/// Nothing is copied from the host per call (see [`DeviceConsts`]); scalar multiply-adds use
+/// `affine`, exact for u32 on every backend at these magnitudes.
 pub fn keep_mask(
     shape: &candle_core::Shape,
-    device: &candle_core::Device,
+    device: &Device,
     dtype: DType,
     key: u64,
     p: f64,
@@ -86,51 +137,47 @@ pub fn keep_mask(
     if n > u32::MAX as usize {
         candle_core::bail!("dropout mask: {n} elements exceed the 2^32 index range");
     }
-    let scalar = |v: u32| Tensor::new(v, device);
-    let half = scalar(HALF)?;
-    let idx = Tensor::arange(0u32, n as u32, device)?;
+    let t = keep_threshold(p).min(u32::MAX as u64) as u32;
+    let (idx, half, c256, threshold) = with_consts(device, |c| {
+        Ok((c.indices(n)?, c.scalar(HALF)?, c.scalar(256)?, c.scalar(t)?))
+    })?;
     let mut l = idx.broadcast_div(&half)?;
     let mut r = mod_half(&idx, &half)?;
-    let c256 = scalar(256)?;
     for (m, c) in round_keys(key) {
         let sq = r.mul(&r)?.broadcast_div(&c256)?;
-        let f = sq
-            .add(&r.broadcast_mul(&scalar(m)?)?)?
-            .broadcast_add(&scalar(c)?)?;
-        let f = mod_half(&f, &half)?;
+        let f = mod_half(&(sq + r.affine(m as f64, c as f64)?)?, &half)?;
         let new_r = mod_half(&l.add(&f)?, &half)?;
         l = r;
         r = new_r;
     }
-    // Kept ⇔ L·2^16 + R ≥ T, compared exactly on the halves: L > T_hi, or L = T_hi and R ≥ T_lo.
-    let t = keep_threshold(p);
-    let (t_hi, t_lo) = ((t / HALF as u64) as u32, (t % HALF as u64) as u32);
-    let above = l.broadcast_gt(&scalar(t_hi)?)?.to_dtype(DType::F32)?;
-    let tie = l.broadcast_eq(&scalar(t_hi)?)?.to_dtype(DType::F32)?;
-    let low_ok = r.broadcast_ge(&scalar(t_lo)?)?.to_dtype(DType::F32)?;
-    let keep = (above + (tie * low_ok)?)?.to_dtype(dtype)?;
+    // L·2^16 + R ≤ 2^32 − 1 fits a u32 exactly; kept ⇔ it is ≥ ⌈p·2^32⌉.
+    let v = (l.affine(HALF as f64, 0.0)? + r)?;
+    let keep = v.broadcast_ge(&threshold)?.to_dtype(dtype)?;
     (keep * (1.0 / (1.0 - p)))?.reshape(shape)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::Device;
 
     #[test]
     fn tensor_mask_equals_scalar_reference() -> Result<()> {
         let (key, p) = (0xDEAD_BEEF_u64, 0.3);
-        let shape = candle_core::Shape::from((7, 300));
-        let m = keep_mask(&shape, &Device::Cpu, DType::F32, key, p)?;
-        let got: Vec<f32> = m.flatten_all()?.to_vec1()?;
         let scale = (1.0 / (1.0 - p)) as f32;
-        for (i, g) in got.iter().enumerate() {
-            let want = if keep_u32_reference(i as u32, key, p) {
-                scale
-            } else {
-                0.0
-            };
-            assert_eq!(*g, want, "element {i}");
+        // Growing, shrinking and growing again exercises the cached index range.
+        for dims in [(7, 300), (3, 5), (40, 400), (2, 9)] {
+            let shape = candle_core::Shape::from(dims);
+            let m = keep_mask(&shape, &Device::Cpu, DType::F32, key, p)?;
+            assert_eq!(m.dims(), shape.dims());
+            let got: Vec<f32> = m.flatten_all()?.to_vec1()?;
+            for (i, g) in got.iter().enumerate() {
+                let want = if keep_u32_reference(i as u32, key, p) {
+                    scale
+                } else {
+                    0.0
+                };
+                assert_eq!(*g, want, "{dims:?}: element {i}");
+            }
         }
         Ok(())
     }
