@@ -3,7 +3,8 @@
 //! provenance that `medtune serve` shows).
 //!
 //! A run directory is any directory holding a run `manifest.json` (one with `code_version` or
-//! `base_model`; a dataset's `manifest.json` from `medtune data prepare` is not a run). The
+//! `base_model` and no `kind` other than `run`; a dataset's `manifest.json` from `medtune data
+//! prepare` and an evaluation report's (`"kind": "evaluation"`) are not runs). The
 //! `checkpoints/`, `best/` and `adapter/` directories of a run hold copies of its manifest and are
 //! not listed as runs of their own. A run whose manifest or metrics cannot be read is still
 //! returned, flagged with [`Problem`]s that name the file, so one bad run does not hide the others.
@@ -80,7 +81,12 @@ pub fn read_manifest(path: &Path) -> Result<ManifestFile> {
     let Some(obj) = value.as_object() else {
         return Err(Error::io(path, "expected a JSON object"));
     };
-    if !obj.contains_key("code_version") && !obj.contains_key("base_model") {
+    // An evaluation report's manifest (`"kind": "evaluation"`) or a dataset's is not a run.
+    let other_kind = obj
+        .get("kind")
+        .and_then(Value::as_str)
+        .is_some_and(|k| k != "run");
+    if other_kind || (!obj.contains_key("code_version") && !obj.contains_key("base_model")) {
         return Ok(ManifestFile::Other(value));
     }
     let manifest: RunManifest = serde_json::from_str(&text)

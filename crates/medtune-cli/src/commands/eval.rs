@@ -155,6 +155,22 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     }
     let a = args.bench;
     let model_path = a.model.context("--model is required")?;
+    let settings = super::eval_manifest::EvalSettings {
+        suites: a.suite.clone(),
+        limit: a.limit,
+        mode: a.mode.clone(),
+        mcq_target: a.mcq_target.clone(),
+        batch_size: a.batch_size,
+        max_new_tokens: a.max_new_tokens,
+        max_new_tokens_choice: a.max_new_tokens_choice,
+        resamples: a.resamples,
+        safety: !a.no_safety,
+        keep_quantized: a.keep_quantized,
+        data_dir: a.data_dir.clone(),
+        dataset_dir: a.dataset_dir.clone(),
+        split: a.split.clone(),
+    };
+    let adapter_paths = a.adapter.clone();
     let suites = a
         .suite
         .iter()
@@ -203,8 +219,11 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
         quiet: a.quiet,
     };
     let cmp = run_suites(&spec, &mut lm, &targets, &mut progress)?;
-    let files = write_report(&cmp, &a.out)
+    let mut files = write_report(&cmp, &a.out)
         .with_context(|| format!("writing the report to {}", a.out.display()))?;
+    let manifest =
+        super::eval_manifest::build(&model_path, &lm, &adapter_paths, &settings, &cmp.metrics)?;
+    files.push(super::eval_manifest::write(&a.out, &manifest)?);
     for r in cmp.metrics.iter().filter(|r| {
         matches!(
             r.metric.as_str(),

@@ -15,6 +15,10 @@ pub struct GenerateArgs {
     /// file.
     #[arg(long, default_value = "models/smollm2-135m-instruct")]
     model: PathBuf,
+    /// PEFT adapter folder (`adapter_config.json` + `adapter_model.safetensors`, e.g. a run's
+    /// `adapter/`) to apply to the model.
+    #[arg(long)]
+    adapter: Option<PathBuf>,
     /// Check the answer with the medical safety validator and print its report (risk level,
     /// warnings) and the final text with the disclaimer after the answer.
     #[arg(long)]
@@ -66,6 +70,16 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<ExitCode> {
             .dequantize_linears()
             .context("dequantizing GGUF layers")?;
     }
+    // Kept alive while generating: the adapter's variables are referenced by the model.
+    let _lora = match &a.adapter {
+        Some(dir) => {
+            let set = medtune_model::peft::load_peft(&mut m.model, dir)
+                .with_context(|| format!("loading adapter {}", dir.display()))?;
+            set.set_train(false);
+            Some(set)
+        }
+        None => None,
+    };
     let tok = m.tokenizer()?;
     let prompt = if a.raw {
         m.encode(&a.prompt)?

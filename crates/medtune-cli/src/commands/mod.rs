@@ -6,6 +6,7 @@ pub mod bench_train;
 pub mod data;
 pub mod demo;
 pub mod eval;
+pub mod eval_manifest;
 pub mod eval_metrics;
 pub mod export;
 pub mod generate;
