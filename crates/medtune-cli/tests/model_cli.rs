@@ -402,3 +402,29 @@ fn generate_runs_from_a_folder_holding_only_the_gguf() -> TestResult {
     );
     Ok(())
 }
+
+#[test]
+fn generate_applies_a_peft_adapter_and_names_a_missing_one() -> TestResult {
+    let model = model_dir("llama");
+    let adapter = model.join("lora_adapter");
+    let run = |adapter: &Path| {
+        medtune(&[
+            "generate",
+            "--model",
+            model.to_str().unwrap(),
+            "--adapter",
+            adapter.to_str().unwrap(),
+            "--raw",
+            "--prompt",
+            "hello",
+            "--max-new-tokens",
+            "4",
+        ])
+    };
+    let out = run(&adapter)?;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let missing = repo().join("fixtures/hf-tiny/models/llama/no_such_adapter");
+    let out = run(&missing)?;
+    assert_clean_failure(&out, &["no_such_adapter", "adapter_config.json"]);
+    Ok(())
+}
