@@ -95,5 +95,7 @@ fi
 # 5. the binary
 if [ "${MEDTUNE_SKIP_BUILD:-0}" != 1 ]; then
   cargo build --release -p medtune-cli
+  echo "setup: done (models in $ROOT/models, binary target/release/medtune)"
+else
+  echo "setup: done (models in $ROOT/models; release build skipped: MEDTUNE_SKIP_BUILD=1)"
 fi
-echo "setup: done (models in $ROOT/models, binary target/release/medtune)"
