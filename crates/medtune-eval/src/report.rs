@@ -5,6 +5,7 @@
 use crate::analysis::word_count;
 use crate::compare::{Comparison, MetricRow};
 use crate::error::{Error, Result};
+use crate::freetext::TEXT_METRICS;
 use crate::plots::write_plots;
 use crate::recommend::{recommend, Recommendations, Rules};
 use crate::run::Mode;
@@ -51,8 +52,8 @@ fn opt(x: Option<f64>) -> String {
     x.map(f).unwrap_or_default()
 }
 
-/// Header of `predictions.csv`.
-pub const PREDICTION_COLUMNS: [&str; 26] = [
+/// Columns of `predictions.csv` before the free-text metrics ([`TEXT_METRICS`]).
+const PREDICTION_LEAD: [&str; 17] = [
     "target",
     "suite",
     "mode",
@@ -70,16 +71,20 @@ pub const PREDICTION_COLUMNS: [&str; 26] = [
     "option_logprobs",
     "reference_tokens",
     "reference_logprob",
-    "bleu",
-    "rouge1",
-    "rouge2",
-    "rouge_l",
-    "meteor",
-    "exact_match",
-    "f1",
-    "answer_words",
-    "output",
 ];
+
+/// Columns of `predictions.csv` after the free-text metrics.
+const PREDICTION_TAIL: [&str; 2] = ["answer_words", "output"];
+
+/// Header of `predictions.csv`: the lead columns, [`TEXT_METRICS`], then the tail.
+pub fn prediction_columns() -> Vec<&'static str> {
+    PREDICTION_LEAD
+        .iter()
+        .chain(TEXT_METRICS.iter())
+        .chain(PREDICTION_TAIL.iter())
+        .copied()
+        .collect()
+}
 
 fn prediction_rows(cmp: &Comparison) -> Vec<Vec<String>> {
     cmp.predictions
@@ -112,20 +117,18 @@ fn prediction_rows(cmp: &Comparison) -> Vec<Vec<String>> {
                     .map(|r| r.0.to_string())
                     .unwrap_or_default(),
                 p.reference_logprob.map(|r| f(r.1)).unwrap_or_default(),
-                opt(t.map(|t| t.bleu)),
-                opt(t.map(|t| t.rouge1)),
-                opt(t.map(|t| t.rouge2)),
-                opt(t.map(|t| t.rouge_l)),
-                opt(t.and_then(|t| t.meteor)),
-                opt(t.map(|t| t.exact_match)),
-                opt(t.map(|t| t.f1)),
+            ]
+            .into_iter()
+            .chain(TEXT_METRICS.iter().map(|m| opt(t.and_then(|t| t.get(m)))))
+            .chain([
                 if p.mode == Mode::Generate {
                     word_count(&p.output).to_string()
                 } else {
                     String::new()
                 },
                 p.output.clone(),
-            ]
+            ])
+            .collect()
         })
         .collect()
 }
@@ -387,7 +390,7 @@ pub fn write_report(cmp: &Comparison, dir: &Path) -> Result<Vec<PathBuf>> {
     })?;
     let mut files = Vec::new();
     let p = dir.join("predictions.csv");
-    write_csv(&p, &PREDICTION_COLUMNS, prediction_rows(cmp))?;
+    write_csv(&p, &prediction_columns(), prediction_rows(cmp))?;
     files.push(p);
     let base = cmp.targets.first().cloned().unwrap_or_default();
     let delta = format!("delta_vs_{base}");
