@@ -176,23 +176,26 @@ fn missing_pool_is_an_error_naming_the_file() {
         run_config(&data, &dir.join("unused"), 2),
     )
     .unwrap();
+    let run = || {
+        medtune(
+            &[
+                "progressive",
+                "--config",
+                "run.toml",
+                "--recommendations",
+                "recs.json",
+                "--out",
+                "r",
+            ],
+            dir,
+        )
+    };
     std::fs::write(
         dir.join("recs.json"),
         r#"{"specialties": [{"specialty": "cardiology", "sampling_multiplier": 2.0}]}"#,
     )
     .unwrap();
-    let out = medtune(
-        &[
-            "progressive",
-            "--config",
-            "run.toml",
-            "--recommendations",
-            "recs.json",
-            "--out",
-            "r",
-        ],
-        dir,
-    );
+    let out = run();
     expect_code(&out, 2);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -204,18 +207,7 @@ fn missing_pool_is_an_error_naming_the_file() {
         r#"{"specialties": [{"specialty": "x"}]}"#,
     )
     .unwrap();
-    let out = medtune(
-        &[
-            "progressive",
-            "--config",
-            "run.toml",
-            "--recommendations",
-            "recs.json",
-            "--out",
-            "r",
-        ],
-        dir,
-    );
+    let out = run();
     expect_code(&out, 2);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
