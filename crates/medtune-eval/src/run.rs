@@ -13,7 +13,8 @@ use crate::metrics::wordnet::WordNet;
 use crate::qpain::Variant;
 use crate::suite::{load_suite, ChoiceTarget, Item, ItemKind, Sources, Suite, SuiteItems};
 use medtune_model::{
-    detach_lora, generate, peft::load_peft, Detokenize, GenerateOptions, LoadedModel, Message,
+    detach_lora, generate, peft::load_peft_for_inference, Detokenize, GenerateOptions, LoadedModel,
+    Message,
 };
 use serde::Serialize;
 use std::path::PathBuf;
@@ -427,8 +428,7 @@ pub fn load_items(spec: &EvalSpec) -> Result<Vec<(Suite, SuiteItems)>> {
 pub fn apply_target(lm: &mut LoadedModel, target: &EvalTarget) -> Result<()> {
     detach_lora(&mut lm.model);
     if let Some(dir) = &target.adapter {
-        let set = load_peft(&mut lm.model, dir).map_err(|e| Error::model(&target.name, e))?;
-        set.set_train(false);
+        load_peft_for_inference(&mut lm.model, dir).map_err(|e| Error::model(&target.name, e))?;
     }
     Ok(())
 }

@@ -164,6 +164,14 @@ pub fn load_peft(model: &mut DecoderLm, dir: &Path) -> Result<LoraSet> {
     Ok(set)
 }
 
+/// [`load_peft`] for inference: the adapter in eval mode (no dropout), as generation, scoring
+/// and serving use it.
+pub fn load_peft_for_inference(model: &mut DecoderLm, dir: &Path) -> Result<LoraSet> {
+    let set = load_peft(model, dir)?;
+    set.set_train(false);
+    Ok(set)
+}
+
 impl LoraSet {
     /// Writes this adapter as PEFT does; see [`save_peft`].
     pub fn save_peft(&self, dir: &Path, base_model_name_or_path: Option<&str>) -> Result<()> {

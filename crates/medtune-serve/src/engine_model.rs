@@ -50,10 +50,10 @@ impl ModelEngine {
         }
         let lora = match adapter {
             Some(dir) => {
-                let set = medtune_model::peft::load_peft(&mut loaded.model, dir).map_err(|e| {
-                    Error::Engine(format!("loading adapter {}: {e}", dir.display()))
-                })?;
-                set.set_train(false);
+                let set = medtune_model::peft::load_peft_for_inference(&mut loaded.model, dir)
+                    .map_err(|e| {
+                        Error::Engine(format!("loading adapter {}: {e}", dir.display()))
+                    })?;
                 Some(set)
             }
             None => None,

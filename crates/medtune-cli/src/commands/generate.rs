@@ -73,9 +73,8 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<ExitCode> {
     // Kept alive while generating: the adapter's variables are referenced by the model.
     let _lora = match &a.adapter {
         Some(dir) => {
-            let set = medtune_model::peft::load_peft(&mut m.model, dir)
+            let set = medtune_model::peft::load_peft_for_inference(&mut m.model, dir)
                 .with_context(|| format!("loading adapter {}", dir.display()))?;
-            set.set_train(false);
             Some(set)
         }
         None => None,

@@ -194,8 +194,7 @@ fn check_arch(
         println!("skip {arch}: LoRA (PEFT reference ran with dropout on)");
         return Ok(());
     }
-    let set = peft::load_peft(&mut m.model, &dir.join("lora_adapter"))?;
-    set.set_train(false);
+    let set = peft::load_peft_for_inference(&mut m.model, &dir.join("lora_adapter"))?;
     let lora_logits = m.model.forward(&ForwardInput::with_mask(ids, mask))?;
     let want_logits = get(&o, "lora_logits", &oracle_path)?;
     tally.check(
@@ -270,8 +269,7 @@ fn check_qlora(
         rel(&base, get(&q, "qlora_base_logits", &q_path)?)?,
         tol.qlora,
     );
-    let set = peft::load_peft(&mut m.model, &dir.join("lora_adapter"))?;
-    set.set_train(false);
+    peft::load_peft_for_inference(&mut m.model, &dir.join("lora_adapter"))?;
     let lora = m.model.forward(&input)?;
     tally.check(
         "llama: QLoRA adapter logits",
