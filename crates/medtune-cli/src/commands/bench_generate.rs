@@ -140,21 +140,8 @@ fn bench_generate(a: BenchGenerateArgs) -> anyhow::Result<ExitCode> {
         a.new_tokens as f64 / best_decode,
         1000.0 * best_decode / a.new_tokens as f64
     );
-    if let Ok(kib) = peak_rss_kib(std::process::id()) {
+    if let Ok(kib) = super::peak_rss_kib(std::process::id()) {
         println!("peak rss        {:.0} MiB", kib as f64 / 1024.0);
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Peak resident set size (VmHWM) of a process, in KiB, from /proc (Linux only); shared by the
-/// bench commands.
-pub(crate) fn peak_rss_kib(pid: u32) -> anyhow::Result<u64> {
-    use anyhow::Context as _;
-    let path = format!("/proc/{pid}/status");
-    let status = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .with_context(|| format!("{path}: no VmHWM line"))
 }

@@ -191,7 +191,7 @@ pub fn run(a: BenchServeArgs) -> anyhow::Result<ExitCode> {
     };
     let report = loadtest::run_blocking(&cfg)?;
     let rss = match pid {
-        Some(pid) => Some((pid, super::bench_generate::peak_rss_kib(pid)?)),
+        Some(pid) => Some((pid, super::peak_rss_kib(pid)?)),
         None => None,
     };
     drop(child);

@@ -178,7 +178,7 @@ fn print_summary(r: &BenchReport) {
         ),
         _ => println!("peak device memory: n/a on the CPU"),
     }
-    if let Ok(kib) = super::bench_generate::peak_rss_kib(std::process::id()) {
+    if let Ok(kib) = super::peak_rss_kib(std::process::id()) {
         println!("peak rss {:.0} MiB (whole process)", kib as f64 / 1024.0);
     }
 }

@@ -21,3 +21,16 @@ pub mod sweep;
 pub mod train;
 pub mod train_run;
 pub mod verify;
+
+/// Peak resident set size (VmHWM) of a process, in KiB, from /proc (Linux only); shared by the
+/// bench commands.
+pub(crate) fn peak_rss_kib(pid: u32) -> anyhow::Result<u64> {
+    use anyhow::Context as _;
+    let path = format!("/proc/{pid}/status");
+    let status = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .with_context(|| format!("{path}: no VmHWM line"))
+}
