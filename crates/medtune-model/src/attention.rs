@@ -147,20 +147,11 @@ impl Attention {
             }
             None => (k, v),
         };
-        let s = k.dim(2)?;
         let rep = h / hkv;
         // q [B, H, T, D] → [B, H_kv, rep·T, D]: heads sharing a KV head are stacked in time.
         let q = q.reshape((b, hkv, rep * t, d))?;
-        let scale = 1.0 / (d as f64).sqrt();
-        // scores [B, H_kv, rep·T, S] → [B, H, T, S], in f32 for the softmax.
-        let scores = (q.matmul(&k.t()?)? * scale)?
-            .to_dtype(DType::F32)?
-            .reshape((b, h, t, s))?
-            .broadcast_add(bias)?;
-        let probs =
-            softmax_last_dim(&scores)?
-                .to_dtype(v.dtype())?
-                .reshape((b, hkv, rep * t, s))?;
+        let fused = crate::fused::enabled("attn_softmax", &q);
+        let probs = attention_probs(&q, &k, bias, (b, h, t), v.dtype(), fused)?;
         // [B, H_kv, rep·T, D] → [B, H, T, D] → [B, T, H·D]
         let y = probs
             .matmul(&v)?
@@ -169,6 +160,39 @@ impl Attention {
             .reshape((b, t, h * d))?;
         self.o.forward(&y)
     }
+}
+
+/// Attention probabilities [B, H_kv, rep·T, S] in `dtype` from q [B, H_kv, rep·T, D] and
+/// k [B, H_kv, S, D] (heads sharing a KV head stacked in time, as in [`Attention::forward`]) and
+/// the bias [B or 1, 1, T, S]: the softmax over S of the scaled scores plus the bias, in f32.
+/// `fused`: one kernel ([`crate::fused::attn_softmax`]) on the raw scores, stored in q's dtype;
+/// else the composed path (scale, cast to f32, add, [`softmax_last_dim`], cast).
+pub(crate) fn attention_probs(
+    q: &Tensor,
+    k: &Tensor,
+    bias: &Tensor,
+    (b, h, t): (usize, usize, usize),
+    dtype: DType,
+    fused: bool,
+) -> Result<Tensor> {
+    let (_, hkv, rt, d) = q.dims4()?;
+    let s = k.dim(2)?;
+    let scale = 1.0 / (d as f64).sqrt();
+    if fused {
+        // scores [B, H_kv, rep·T, S] → [B, H, T, S] (a free reshape of the contiguous matmul).
+        let scores = q.matmul(&k.t()?)?.reshape((b, h, t, s))?;
+        return crate::fused::attn_softmax(&scores, bias, scale)?
+            .to_dtype(dtype)?
+            .reshape((b, hkv, rt, s));
+    }
+    // scores [B, H_kv, rep·T, S] → [B, H, T, S], in f32 for the softmax.
+    let scores = (q.matmul(&k.t()?)? * scale)?
+        .to_dtype(DType::F32)?
+        .reshape((b, h, t, s))?
+        .broadcast_add(bias)?;
+    softmax_last_dim(&scores)?
+        .to_dtype(dtype)?
+        .reshape((b, hkv, rt, s))
 }
 
 /// Softmax over the last dimension from basic ops (candle's fused one has no backward).

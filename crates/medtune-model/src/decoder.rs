@@ -336,8 +336,14 @@ impl DecoderLm {
 
     /// Final norm and LM head: h [B, T, C] → logits [B, T, V] (f32).
     pub fn head(&self, h: &Tensor) -> Result<Tensor> {
+        Ok(self.head_logits(h)?.to_dtype(DType::F32)?)
+    }
+
+    /// Final norm and LM head: h [B, T, C] → logits [B, T, V] in the model dtype (no f32 copy,
+    /// for the fused loss, which reads bf16 logits directly).
+    pub fn head_logits(&self, h: &Tensor) -> Result<Tensor> {
         let h = self.norm.forward(h)?;
-        Ok(self.lm_head.forward(&h)?.to_dtype(DType::F32)?)
+        Ok(self.lm_head.forward(&h)?)
     }
 
     /// RoPE tables for this pass plus the attention bias, shared by every layer.

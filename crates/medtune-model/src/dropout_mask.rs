@@ -23,7 +23,7 @@ const ROUNDS: usize = 4;
 const HALF: u32 = 1 << 16;
 
 /// Round constants (multiplier, addend) derived from `key` with SplitMix64 steps.
-fn round_keys(key: u64) -> [(u32, u32); ROUNDS] {
+pub(crate) fn round_keys(key: u64) -> [(u32, u32); ROUNDS] {
     let mut z = key;
     let mut next = || {
         z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
@@ -59,7 +59,7 @@ pub fn permute_u32_reference(index: u32, key: u64) -> u32 {
 }
 
 /// The smallest permuted value that is kept: `⌈p·2³²⌉`.
-fn keep_threshold(p: f64) -> u64 {
+pub(crate) fn keep_threshold(p: f64) -> u64 {
     (p * 4_294_967_296.0).ceil() as u64
 }
 

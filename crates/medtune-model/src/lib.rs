@@ -42,6 +42,7 @@ mod config;
 mod decoder;
 pub mod dropout_mask;
 mod error;
+pub mod fused;
 pub mod generate;
 pub mod gguf;
 pub mod gguf_tokenizer;

@@ -19,14 +19,23 @@ pub enum BaseWeight {
     /// A GGML-quantized tensor [out, in], run by [`QMatMulOp`] (input gradients only).
     Quantized(Arc<QTensor>),
     /// A bitsandbytes-layout NF4 tensor [out, in], dequantized to x's dtype just before the
-    /// matmul (a constant, so gradients reach the input only).
+    /// matmul (a constant, so gradients reach the input only; see [`Nf4Tensor::forward`]).
     Nf4(Arc<Nf4Tensor>),
 }
 
 impl BaseWeight {
     /// `x · Wᵀ`: x [.., in] → [.., out], in x's dtype.
+    ///
+    /// Dense and NF4 bases go through [`crate::fused::frozen_linear`] on every device (the
+    /// backward computes the input gradient only, not candle's unused weight gradient), unless
+    /// `MEDTUNE_UNFUSED` names `frozen_linear`.
     pub fn matmul_t(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         match self {
+            BaseWeight::Dense(w)
+                if !w.track_op() && !crate::fused::disabled_by_env("frozen_linear") =>
+            {
+                crate::fused::frozen_linear(x, w)
+            }
             BaseWeight::Dense(w) => {
                 let (out_dim, in_dim) = w.dims2()?;
                 let lead: Vec<usize> = x.dims()[..x.rank() - 1].to_vec();

@@ -283,6 +283,9 @@ impl LoraAdapter {
             // On an accelerator the mask is computed there (a keyed permutation of the element
             // index): drawing it on the host and copying it made GPU training ~12× slower.
             let key = stream ^ self.index.wrapping_mul(0xD1B5_4A32_D192_ED03);
+            if crate::fused::enabled("dropout", x) {
+                return crate::fused::dropout(x, key, p);
+            }
             let mask = crate::dropout_mask::keep_mask(x.shape(), x.device(), x.dtype(), key, p)?;
             return x * mask;
         }

@@ -16,8 +16,21 @@ pub struct LossSum {
     pub count: usize,
 }
 
-/// Σ of the shifted cross-entropy: logits [B, T, V] (f32), labels [B, T] (any integer dtype).
+/// Σ of the shifted cross-entropy: logits [B, T, V] (f32 or bf16; computed in f32), labels
+/// [B, T] (any integer dtype). On CUDA this is one fused kernel ([`crate::fused::cross_entropy`])
+/// reading the logits in their own dtype, unless `MEDTUNE_UNFUSED` names `cross_entropy`.
 pub fn causal_lm_loss_sum(logits: &Tensor, labels: &Tensor) -> Result<LossSum> {
+    loss_sum(
+        logits,
+        labels,
+        crate::fused::enabled("cross_entropy", logits),
+    )
+}
+
+/// [`causal_lm_loss_sum`] by the fused kernel over all B·T positions (`fused`: the last position
+/// of each sequence predicts nothing and gets weight 0; no f32 copy of the logits) or by the
+/// composed path over the B·(T−1) shifted positions.
+pub(crate) fn loss_sum(logits: &Tensor, labels: &Tensor, fused: bool) -> Result<LossSum> {
     let (b, t, v) = logits.dims3()?;
     if labels.dims() != [b, t] {
         return Err(Error::input(
@@ -39,9 +52,10 @@ pub fn causal_lm_loss_sum(logits: &Tensor, labels: &Tensor) -> Result<LossSum> {
         .to_dtype(DType::I64)
         .and_then(|l| l.to_vec2::<i64>())
         .map_err(|e| Error::input("labels", e.to_string()))?;
-    // Position p predicts label p + 1.
-    let mut targets = Vec::with_capacity(b * (t - 1));
-    let mut weights = Vec::with_capacity(b * (t - 1));
+    // Position p predicts label p + 1; the fused path keeps a zero-weight row for p = T − 1.
+    let rows = if fused { b * t } else { b * (t - 1) };
+    let mut targets = Vec::with_capacity(rows);
+    let mut weights = Vec::with_capacity(rows);
     for (r, row) in label_rows.iter().enumerate() {
         for (p, &l) in row.iter().enumerate().skip(1) {
             if l == IGNORE_INDEX {
@@ -57,8 +71,20 @@ pub fn causal_lm_loss_sum(logits: &Tensor, labels: &Tensor) -> Result<LossSum> {
                 weights.push(1f32);
             }
         }
+        if fused {
+            targets.push(0);
+            weights.push(0.0);
+        }
     }
     let count = weights.iter().filter(|&&w| w > 0.0).count();
+    if fused {
+        // [B, T, V] → [B·T, V]: a free reshape, the logits stay in their dtype.
+        let targets = Tensor::from_vec(targets, rows, dev)?;
+        let weights = Tensor::from_vec(weights, rows, dev)?;
+        let x = logits.reshape((rows, v))?;
+        let sum = crate::fused::cross_entropy(&x, &targets, &weights)?.sum_all()?;
+        return Ok(LossSum { sum, count });
+    }
     let n = b * (t - 1);
     // [B, T-1, V] → [N, V]
     let x = logits

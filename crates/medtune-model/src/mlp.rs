@@ -64,6 +64,12 @@ impl Mlp {
         }
     }
 
+    /// Whether `silu(gate) * up` runs as one fused kernel ([`crate::fused::swiglu`]): SiLU
+    /// gating on CUDA.
+    fn fused_swiglu(&self, x: &Tensor) -> bool {
+        matches!(self.activation, Activation::Silu) && crate::fused::enabled("swiglu", x)
+    }
+
     fn act(&self, x: &Tensor) -> Result<Tensor> {
         match self.activation {
             Activation::Silu => x.silu(),
@@ -78,10 +84,18 @@ impl Module for Mlp {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         match &self.kind {
             MlpKind::Gated { gate, up, down } => {
+                if self.fused_swiglu(x) {
+                    return down
+                        .forward(&crate::fused::swiglu(&gate.forward(x)?, &up.forward(x)?)?);
+                }
                 down.forward(&(self.act(&gate.forward(x)?)? * up.forward(x)?)?)
             }
             MlpKind::FusedGated { gate_up, down } => {
                 let gu = gate_up.forward(x)?;
+                if self.fused_swiglu(x) {
+                    // Reads both halves in place and writes the packed gradient directly.
+                    return down.forward(&crate::fused::swiglu_packed(&gu)?);
+                }
                 let i = gu.dim(D::Minus1)? / 2;
                 let gate = gu.narrow(D::Minus1, 0, i)?;
                 let up = gu.narrow(D::Minus1, i, i)?;

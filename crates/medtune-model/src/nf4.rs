@@ -20,9 +20,10 @@
 //! bitsandbytes dequantizes to the dtype it quantized (bf16 for a bf16 weight), so
 //! `dequantize(DType::BF16)` reproduces its output bit for bit.
 //!
-//! [`Nf4Tensor::dequantize`] uses only plain tensor ops (a `[256, 2]` byte table, `index_select`
-//! with u32 indices, `broadcast_mul`), so it runs on CPU and CUDA alike. Quantization itself runs
-//! on the host.
+//! [`Nf4Tensor::dequantize_composed`] uses only plain tensor ops (a `[256, 2]` byte table,
+//! `index_select` with u32 indices, `broadcast_mul`), so it runs on CPU and CUDA alike;
+//! [`Nf4Tensor::dequantize`] uses it on the CPU and a fused kernel with bit-identical output
+//! ([`crate::fused::dequantize_nf4`]) on CUDA. Quantization itself runs on the host.
 //!
 //! ```
 //! use candle_core::{DType, Device, Tensor};
@@ -487,6 +488,11 @@ impl Nf4Tensor {
         &self.packed
     }
 
+    /// The code values, f32 [16] (the byte table is built from them).
+    pub fn code(&self) -> &Tensor {
+        &self.code
+    }
+
     /// The block scales as stored.
     pub fn scales(&self) -> &Nf4Scales {
         &self.scales
@@ -536,7 +542,18 @@ impl Nf4Tensor {
 
     /// The dequantized weight, of the stored shape, in `dtype`. Computed in f32
     /// (`code * absmax`) and then cast, as bitsandbytes does.
+    ///
+    /// On CUDA (f32 or bf16) this is one fused kernel ([`crate::fused::dequantize_nf4`], unless
+    /// `MEDTUNE_UNFUSED` names `nf4`), bit-identical to [`Nf4Tensor::dequantize_composed`].
     pub fn dequantize(&self, dtype: DType) -> Result<Tensor> {
+        if matches!(dtype, DType::F32 | DType::BF16) && crate::fused::enabled("nf4", &self.packed) {
+            return Ok(crate::fused::dequantize_nf4(self, dtype)?);
+        }
+        self.dequantize_composed(dtype)
+    }
+
+    /// [`Nf4Tensor::dequantize`] from basic tensor ops only (the reference for the fused kernel).
+    pub fn dequantize_composed(&self, dtype: DType) -> Result<Tensor> {
         let n = self.elem_count();
         let n_bytes = self.packed.elem_count();
         let absmax = self.absmax()?;
@@ -558,7 +575,9 @@ impl Nf4Tensor {
 
     /// Frozen linear layer `x · Wᵀ` for a weight of shape [out, in]: `x` is [..., in] and the
     /// result [..., out], in `x`'s dtype. W is dequantized just before the matmul and is a
-    /// constant, so gradients flow to `x` only.
+    /// constant, so gradients flow to `x` only: by [`crate::fused::frozen_linear`], whose backward
+    /// computes the input gradient alone (unless `MEDTUNE_UNFUSED` names `frozen_linear`; then a
+    /// plain matmul of the rows of `x` by the detached Wᵀ).
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let [out_features, in_features] = self.shape[..] else {
             return Err(Error::input(
@@ -576,9 +595,14 @@ impl Nf4Tensor {
             ));
         }
         let w = self.dequantize(x.dtype())?.detach(); // [out, in]
-        let y = x.broadcast_matmul(&w.t()?)?; // [..., out]
-        debug_assert_eq!(y.dims().last(), Some(&out_features));
-        Ok(y)
+        if !crate::fused::disabled_by_env("frozen_linear") {
+            return Ok(crate::fused::frozen_linear(x, &w)?); // [..., out]
+        }
+        let lead = &x.dims()[..x.rank() - 1];
+        let rows: usize = lead.iter().product();
+        // [rows, in] · [in, out] → [rows, out] → [..., out]
+        let y = x.reshape((rows, in_features))?.matmul(&w.t()?)?;
+        Ok(y.reshape([lead, &[out_features]].concat())?)
     }
 }
 

@@ -36,6 +36,12 @@ impl Norm {
 
 impl Module for Norm {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if self.kind == NormKind::RmsNorm
+            && self.bias.is_none()
+            && crate::fused::enabled("rms_norm", x)
+        {
+            return crate::fused::rms_norm(x, &self.weight.to_dtype(x.dtype())?, self.eps);
+        }
         let dtype = x.dtype();
         let xf = x.to_dtype(DType::F32)?;
         let normed = match self.kind {

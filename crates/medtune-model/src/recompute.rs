@@ -99,7 +99,12 @@ pub fn loss_and_grads(
 
 /// Reference path: forward keeping the whole graph, then one backward.
 fn plain(model: &DecoderLm, lora: &LoraSet, batch: &TrainBatch) -> Result<LossGrads> {
-    let logits = model.forward(&batch.forward_input())?; // [B, T, V]
+    // `DecoderLm::forward`, with the head of `head_for_loss`.
+    let (mut x, ctx) = model.prepare(&batch.forward_input())?;
+    for layer in model.layers() {
+        x = layer.forward(&x, model.rope(), &ctx, None)?;
+    }
+    let logits = head_for_loss(model, &x)?; // [B, T, V]
     let loss = causal_lm_loss_sum(&logits, batch.labels)?;
     let loss_sum = f64::from(loss.sum.to_scalar::<f32>()?);
     if loss.count == 0 {
@@ -127,7 +132,7 @@ fn recompute(model: &DecoderLm, lora: &LoraSet, batch: &TrainBatch) -> Result<Lo
     }
     // Head and loss: h [B, T, C] → logits [B, T, V] → Σ loss.
     let h = Var::from_tensor(&x)?;
-    let logits = model.head(h.as_tensor())?;
+    let logits = head_for_loss(model, h.as_tensor())?;
     let loss = causal_lm_loss_sum(&logits, batch.labels)?;
     let loss_sum = f64::from(loss.sum.to_scalar::<f32>()?);
     if loss.count == 0 {
@@ -153,6 +158,16 @@ fn recompute(model: &DecoderLm, lora: &LoraSet, batch: &TrainBatch) -> Result<Lo
         n_supervised: loss.count,
         grads: acc.finish()?,
     })
+}
+
+/// Logits [B, T, V] of the final hidden state h for the loss: in the model dtype when the loss
+/// runs fused (it reads bf16 logits itself), else f32 as [`DecoderLm::head`] gives them.
+fn head_for_loss(model: &DecoderLm, h: &Tensor) -> Result<Tensor> {
+    if crate::fused::enabled("cross_entropy", h) {
+        model.head_logits(h)
+    } else {
+        model.head(h)
+    }
 }
 
 fn grad_of(store: &GradStore, t: &Tensor, what: &str) -> Result<Tensor> {

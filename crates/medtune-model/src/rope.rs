@@ -106,7 +106,11 @@ impl Rope {
     }
 
     /// Rotates the first R dims of x [B, H, T, D] by (cos, sin) [B, 1, T, R]; returns [B, H, T, D].
+    /// On CUDA this is one fused kernel with a fused backward ([`crate::fused::rope`]).
     pub fn apply(&self, x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+        if crate::fused::enabled("rope", x) {
+            return crate::fused::rope(x, cos, sin);
+        }
         let d = x.dim(D::Minus1)?;
         let r = self.rotary_dim;
         let (x_rot, x_pass) = if r == d {

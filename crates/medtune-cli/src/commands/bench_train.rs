@@ -56,6 +56,9 @@ pub struct BenchTrainArgs {
     /// Also write the report as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Print the names of the fused kernels (for `MEDTUNE_UNFUSED`) and exit.
+    #[arg(long)]
+    list_fused: bool,
     /// `bench_hf.json` written by the baseline script: print the ratio to its matching row.
     #[arg(long)]
     baseline: Option<PathBuf>,
@@ -86,6 +89,12 @@ enum DeviceArg {
 
 /// Runs `medtune bench train`.
 pub fn run(a: BenchTrainArgs) -> anyhow::Result<ExitCode> {
+    if a.list_fused {
+        for op in medtune_model::fused::OPS {
+            println!("{op}");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let device = match a.device {
         Some(DeviceArg::Cpu) => Device::Cpu,
         Some(DeviceArg::Cuda) => Device::new_cuda(0).context(
@@ -178,6 +187,14 @@ fn print_summary(r: &BenchReport) {
         ),
         _ => println!("peak device memory: n/a on the CPU"),
     }
+    println!(
+        "fused kernels: {}",
+        if r.fused_ops.is_empty() {
+            "none".to_string()
+        } else {
+            r.fused_ops.join(", ")
+        }
+    );
     if let Ok(kib) = super::peak_rss_kib(std::process::id()) {
         println!("peak rss {:.0} MiB (whole process)", kib as f64 / 1024.0);
     }

@@ -4,6 +4,9 @@
 //! Per architecture: logits and masked loss vs transformers; PEFT adapter logits, loss and the
 //! gradient of every LoRA A/B (layer-wise recompute) vs PEFT; for llama, the NF4 + double-quant
 //! base and QLoRA logits vs bitsandbytes; NF4 packed bytes and dequantization vs bitsandbytes.
+//! First, each fused kernel (`medtune_model::fused`) against the same arithmetic in basic ops
+//! on the device (values and input gradients; f32 1e-5, bf16 2e-2); the conformance checks
+//! that follow then run through the fused kernels too (they are the default on CUDA).
 //! Exit code 0 when every check is within its tolerance, 1 when one is not, 2 on error.
 //!
 //! Tolerances (‖ours − ref‖ / ‖ref‖): in f32 the `cargo test` suite's (logits 1e-4, loss 1e-5,
@@ -111,6 +114,17 @@ pub fn run(a: VerifyArgs) -> anyhow::Result<ExitCode> {
         failed: 0,
         total: 0,
     };
+    println!("fused kernels vs the composed path (values and input gradients):");
+    for c in medtune_model::fused::self_check(&device, dtype).context("fused-kernel self-check")? {
+        tally.check(&c.what, c.rel, c.tol);
+    }
+    println!(
+        "fused kernels in use for the checks below: {}",
+        match medtune_model::fused::active(&device) {
+            ops if ops.is_empty() => "none (composed path)".to_string(),
+            ops => ops.join(", "),
+        }
+    );
     for arch in ARCHS {
         check_arch(&a.fixtures, arch, &device, dtype, &tol, &mut tally)
             .with_context(|| format!("checking {arch}"))?;

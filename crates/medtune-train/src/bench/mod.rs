@@ -225,6 +225,8 @@ pub struct BenchReport {
     pub mem_before_bytes: Option<u64>,
     /// Highest device memory in use during the timed steps, bytes (CUDA only; sampled).
     pub mem_peak_bytes: Option<u64>,
+    /// Fused kernels in use on this device (see `medtune_model::fused`; `MEDTUNE_UNFUSED`).
+    pub fused_ops: Vec<String>,
 }
 
 impl BenchReport {
@@ -471,6 +473,10 @@ pub fn run(
         final_loss,
         mem_before_bytes: mem_before,
         mem_peak_bytes: mem_peak,
+        fused_ops: medtune_model::fused::active(device)
+            .into_iter()
+            .map(String::from)
+            .collect(),
     })
 }
 
