@@ -80,6 +80,11 @@ impl Attention {
         }
     }
 
+    /// (heads, KV heads, head dim).
+    pub(crate) fn heads(&self) -> (usize, usize, usize) {
+        (self.num_heads, self.num_kv_heads, self.head_dim)
+    }
+
     /// Every linear layer, for adapter attachment.
     pub fn linears_mut(&mut self) -> Vec<&mut Linear> {
         let mut out: Vec<&mut Linear> = match &mut self.qkv {

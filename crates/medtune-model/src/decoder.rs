@@ -37,6 +37,18 @@ pub struct LayerContext {
     bias: Tensor,
 }
 
+impl LayerContext {
+    /// This pass's RoPE (cos, sin) [B, 1, T, R], if the family uses RoPE.
+    pub(crate) fn cos_sin(&self) -> Option<&(Tensor, Tensor)> {
+        self.cos_sin.as_ref()
+    }
+
+    /// The additive attention bias [B or 1, 1, T, S] (f32).
+    pub(crate) fn bias(&self) -> &Tensor {
+        &self.bias
+    }
+}
+
 impl Block {
     /// x [B, T, C] → [B, T, C].
     pub fn forward(

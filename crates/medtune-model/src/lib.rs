@@ -46,6 +46,7 @@ pub mod fused;
 pub mod generate;
 pub mod gguf;
 pub mod gguf_tokenizer;
+mod layer_backward;
 mod linear;
 mod load;
 pub mod lora;

@@ -105,6 +105,12 @@ impl BaseWeight {
 pub trait Adapter: Send + Sync {
     /// The adapter's contribution for input x [.., in]: returns [.., out].
     fn delta(&self, x: &Tensor) -> candle_core::Result<Tensor>;
+
+    /// This adapter as LoRA, when it is one (the hand-written layer backward needs its
+    /// matrices; anything else keeps the autograd path).
+    fn as_lora(&self) -> Option<&crate::lora::LoraAdapter> {
+        None
+    }
 }
 
 /// `y = x·Wᵀ + b (+ adapter(x))`, x [.., in] → y [.., out].
@@ -155,6 +161,11 @@ impl Linear {
     /// Removes the adapter, returning it.
     pub fn take_adapter(&mut self) -> Option<Arc<dyn Adapter>> {
         self.adapter.take()
+    }
+
+    /// The attached adapter, if any.
+    pub(crate) fn adapter(&self) -> Option<&Arc<dyn Adapter>> {
+        self.adapter.as_ref()
     }
 
     /// Whether an adapter is attached.

@@ -272,7 +272,7 @@ impl LoraAdapter {
 
     /// Inverted dropout on x: keep with probability 1 − p, scale kept values by 1/(1 − p).
     /// The mask depends only on (seed, module index, pass), so a recomputed layer repeats it.
-    fn dropout(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+    pub(crate) fn dropout(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         let p = self.dropout;
         if p == 0.0 || !self.state.training.load(Ordering::Relaxed) {
             return Ok(x.clone());
@@ -319,6 +319,10 @@ impl Adapter for LoraAdapter {
         let mut shape = lead;
         shape.push(out_dim);
         y.reshape(shape)
+    }
+
+    fn as_lora(&self) -> Option<&LoraAdapter> {
+        Some(self)
     }
 }
 

@@ -46,6 +46,11 @@ impl Mlp {
         Self { kind, activation }
     }
 
+    /// Whether the activation is SiLU (SwiGLU for gated kinds).
+    pub(crate) fn is_silu(&self) -> bool {
+        matches!(self.activation, Activation::Silu)
+    }
+
     /// Every linear layer, for adapter attachment.
     pub fn linears_mut(&mut self) -> Vec<&mut Linear> {
         match &mut self.kind {

@@ -28,6 +28,14 @@ impl Norm {
 }
 
 impl Norm {
+    /// (weight, eps) of an RMSNorm without bias; `None` for any other norm.
+    pub(crate) fn rms_parts(&self) -> Option<(&Tensor, f64)> {
+        match (self.kind, &self.bias) {
+            (NormKind::RmsNorm, None) => Some((&self.weight, self.eps)),
+            _ => None,
+        }
+    }
+
     /// Number of parameters (weight + bias).
     pub fn num_params(&self) -> usize {
         self.weight.elem_count() + self.bias.as_ref().map_or(0, |b| b.elem_count())

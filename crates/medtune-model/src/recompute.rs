@@ -39,8 +39,24 @@ pub enum Backward {
     /// Whole-graph backward (reference).
     #[default]
     Plain,
-    /// Layer-wise activation recompute.
+    /// Layer-wise activation recompute. On CUDA, layers that [`crate::layer_backward`]
+    /// supports (Llama-style) use the hand-written backward unless `MEDTUNE_UNFUSED` names
+    /// `layer_backward`; elsewhere autograd.
     Recompute,
+    /// Layer-wise recompute with the hand-written layer backward wherever the layer supports
+    /// it, on every device (autograd for the others). Same gradients as [`Backward::Plain`]
+    /// to rounding.
+    RecomputeManual,
+}
+
+/// How many layers of `model` the hand-written layer backward handles (the rest use autograd).
+pub fn manual_backward_layers(model: &DecoderLm, batch: &TrainBatch) -> Result<usize> {
+    let (_, ctx) = model.prepare(&batch.forward_input())?;
+    Ok(model
+        .layers()
+        .iter()
+        .filter(|l| crate::layer_backward::supported(l, &ctx))
+        .count())
 }
 
 /// One micro-batch for training or scoring.
@@ -93,7 +109,8 @@ pub fn loss_and_grads(
     lora.next_pass();
     match backward {
         Backward::Plain => plain(model, lora, batch),
-        Backward::Recompute => recompute(model, lora, batch),
+        Backward::Recompute => recompute(model, lora, batch, false),
+        Backward::RecomputeManual => recompute(model, lora, batch, true),
     }
 }
 
@@ -121,8 +138,16 @@ fn plain(model: &DecoderLm, lora: &LoraSet, batch: &TrainBatch) -> Result<LossGr
 }
 
 /// Layer-wise recompute: only layer inputs [B, T, C] are kept between forward and backward.
-fn recompute(model: &DecoderLm, lora: &LoraSet, batch: &TrainBatch) -> Result<LossGrads> {
+/// `manual`: use the hand-written layer backward wherever supported, on any device (else only
+/// where the fused kernels run, see [`Backward::Recompute`]).
+fn recompute(
+    model: &DecoderLm,
+    lora: &LoraSet,
+    batch: &TrainBatch,
+    manual: bool,
+) -> Result<LossGrads> {
     let (x0, ctx) = model.prepare(&batch.forward_input())?;
+    let manual = manual || crate::fused::enabled("layer_backward", &x0);
     // Forward, keeping each layer's input and dropping its graph.
     let mut inputs = Vec::with_capacity(model.layers().len());
     let mut x = x0.detach();
@@ -145,6 +170,12 @@ fn recompute(model: &DecoderLm, lora: &LoraSet, batch: &TrainBatch) -> Result<Lo
     drop(store);
     // Backward, top layer first: rebuild the layer, backprop sum(y ⊙ dL/dy).
     for (i, (layer, xin)) in model.layers().iter().zip(&inputs).enumerate().rev() {
+        if manual && crate::layer_backward::supported(layer, &ctx) {
+            let (dx, grads) = crate::layer_backward::block_backward(layer, xin, &dy, &ctx)?;
+            acc.add_pairs(grads)?;
+            dy = dx;
+            continue;
+        }
         let xv = Var::from_tensor(xin)?;
         let y = layer.forward(xv.as_tensor(), model.rope(), &ctx, None)?;
         let store = (y * &dy)?.sum_all()?.backward()?;
@@ -196,13 +227,36 @@ fn zero_grads(lora: &LoraSet, loss_sum: f64) -> Result<LossGrads> {
 struct Accumulator {
     vars: Vec<(String, Var)>,
     sums: Vec<Option<Tensor>>,
+    index: std::collections::HashMap<candle_core::TensorId, usize>,
 }
 
 impl Accumulator {
     fn new(lora: &LoraSet) -> Self {
         let vars = lora.vars();
         let sums = vec![None; vars.len()];
-        Self { vars, sums }
+        let index = vars
+            .iter()
+            .enumerate()
+            .map(|(i, (_, v))| (v.as_tensor().id(), i))
+            .collect();
+        Self { vars, sums, index }
+    }
+
+    /// Adds gradients given as (LoRA tensor, gradient) pairs (the hand-written layer backward).
+    fn add_pairs(&mut self, pairs: crate::layer_backward::VarGrads) -> Result<()> {
+        for (t, g) in pairs {
+            let Some(&i) = self.index.get(&t.id()) else {
+                return Err(Error::NoGradient {
+                    tensor: format!("a LoRA tensor of shape {:?} not in the set", t.dims()),
+                });
+            };
+            let slot = &mut self.sums[i];
+            *slot = Some(match slot.take() {
+                Some(s) => (s + g)?,
+                None => g,
+            });
+        }
+        Ok(())
     }
 
     fn add(&mut self, store: &GradStore) -> Result<()> {

@@ -86,6 +86,70 @@ fn every_lora_tensor_gets_a_gradient_and_recompute_matches_plain() {
 }
 
 #[test]
+fn hand_written_layer_backward_matches_plain() {
+    // Llama, Qwen2 and Mistral layers take the hand-written backward (the others fall back to
+    // autograd inside the same call); dropout is on, so its mask handling is covered too.
+    for arch in ARCHS {
+        let o = oracle(arch);
+        let mut m = load(&model_dir(arch), &LoadOptions::default()).unwrap();
+        let set = attach_lora(&mut m.model, &config(), 42).unwrap();
+        let manual =
+            medtune_model::recompute::manual_backward_layers(&m.model, &batch(&o)).unwrap();
+        let expect_manual = matches!(arch, "llama" | "qwen2" | "mistral");
+        assert_eq!(
+            manual == m.model.layers().len(),
+            expect_manual,
+            "{arch}: {manual} layers take the hand-written backward"
+        );
+        let pass = set.pass();
+        let plain = loss_and_grads(&m.model, &set, &batch(&o), Backward::Plain).unwrap();
+        set.set_pass(pass);
+        let re = loss_and_grads(&m.model, &set, &batch(&o), Backward::RecomputeManual).unwrap();
+        assert_eq!(plain.grads.len(), re.grads.len());
+        assert!((plain.loss_sum - re.loss_sum).abs() <= 1e-6 * plain.loss_sum.abs());
+        let mut worst = 0f64;
+        for ((key, g), (key2, g2)) in plain.grads.iter().zip(&re.grads) {
+            assert_eq!(key, key2);
+            assert!(norm(g2) > 0.0, "{arch}: {key} got a zero gradient");
+            let (rel, _) = rel_and_max(g2, g);
+            assert!(rel < 1e-5, "{arch}: {key}: hand-written vs plain {rel:.2e}");
+            worst = worst.max(rel);
+        }
+        println!("{arch}: {manual} hand-written layers, worst rel {worst:.2e}");
+    }
+}
+
+#[test]
+fn hand_written_layer_backward_in_bf16_and_on_nf4_stays_close() {
+    let o = oracle("llama");
+    let opts = LoadOptions {
+        dtype: DType::BF16,
+        ..LoadOptions::default()
+    };
+    let mut m = load(&model_dir("llama"), &opts).unwrap();
+    m.model
+        .quantize_nf4(Nf4Options {
+            double_quant: true,
+            round_to_bf16: true,
+        })
+        .unwrap();
+    let set = attach_lora(&mut m.model, &config(), 7).unwrap();
+    let pass = set.pass();
+    let auto = loss_and_grads(&m.model, &set, &batch(&o), Backward::Recompute).unwrap();
+    set.set_pass(pass);
+    let manual = loss_and_grads(&m.model, &set, &batch(&o), Backward::RecomputeManual).unwrap();
+    assert_eq!(auto.loss_sum, manual.loss_sum, "the forward is shared");
+    let mut worst = 0f64;
+    for ((k, g), (_, want)) in manual.grads.iter().zip(&auto.grads) {
+        assert_eq!(g.dtype(), DType::F32, "{k}");
+        let (rel, _) = rel_and_max(g, want);
+        worst = worst.max(rel);
+    }
+    println!("bf16 NF4: hand-written vs autograd worst grad rel {worst:.2e}");
+    assert!(worst < 5e-2, "{worst:.2e}");
+}
+
+#[test]
 fn dropout_changes_the_loss_in_training_and_not_in_eval() {
     let o = oracle("llama");
     let mut m = load(&model_dir("llama"), &LoadOptions::default()).unwrap();

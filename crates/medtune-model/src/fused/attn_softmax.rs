@@ -104,6 +104,18 @@ pub fn attn_softmax(scores: &Tensor, bias: &Tensor, scale: f64) -> Result<Tensor
     )
 }
 
+/// The gradient with respect to the raw scores of [`attn_softmax`], from its output `p` and
+/// the output gradient `dp` (for the hand-written layer backward).
+pub(crate) fn attn_softmax_bwd(p: &Tensor, dp: &Tensor, scale: f64) -> Result<Tensor> {
+    let dp = dp.to_dtype(p.dtype())?.contiguous()?;
+    p.contiguous()?.apply_op2_no_bwd(
+        &dp,
+        &AttnSoftmaxBwd {
+            scale: scale as f32,
+        },
+    )
+}
+
 struct AttnSoftmax {
     scale: f32,
     heads: usize,

@@ -15,6 +15,7 @@
 //! `MEDTUNE_UNFUSED=name,name,…` (or `all`) switches single ops back to the composed path, so
 //! that a benchmark can show what each one is worth.
 
+mod adamw;
 mod attn_softmax;
 mod check;
 mod cross_entropy;
@@ -27,6 +28,7 @@ mod rms_norm;
 mod rope;
 mod swiglu;
 
+pub use adamw::{adamw_step, AdamWScalars};
 pub use attn_softmax::attn_softmax;
 pub use check::{self_check, Check};
 pub use cross_entropy::cross_entropy;
@@ -36,6 +38,11 @@ pub use nf4::dequantize_nf4;
 pub use rms_norm::rms_norm;
 pub use rope::rope;
 pub use swiglu::{swiglu, swiglu_packed};
+
+pub(crate) use attn_softmax::attn_softmax_bwd;
+pub(crate) use rms_norm::rms_norm_bwd;
+pub(crate) use rope::rope_bwd;
+pub(crate) use swiglu::swiglu_bwd;
 
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, DType, Layout, Result, Tensor};
@@ -50,6 +57,8 @@ pub const OPS: &[&str] = &[
     "nf4",
     "frozen_linear",
     "dropout",
+    "adamw",
+    "layer_backward",
 ];
 
 /// Whether the fused version of `op` is used for tensors on `t`'s device: on CUDA unless

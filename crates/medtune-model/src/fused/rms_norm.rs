@@ -28,6 +28,16 @@ pub fn rms_norm(x: &Tensor, w: &Tensor, eps: f64) -> Result<Tensor> {
     x.apply_op2(&w, RmsNorm { eps: eps as f32 })
 }
 
+/// The input gradient of [`rms_norm`] for `dy` (the hand-written layer backward calls it
+/// directly, without autograd): the kernel of the op's own backward.
+pub(crate) fn rms_norm_bwd(x: &Tensor, w: &Tensor, dy: &Tensor, eps: f64) -> Result<Tensor> {
+    x.contiguous()?.apply_op3_no_bwd(
+        &w.contiguous()?,
+        &dy.contiguous()?,
+        &RmsNormBwd { eps: eps as f32 },
+    )
+}
+
 struct RmsNorm {
     eps: f32,
 }

@@ -34,6 +34,20 @@ pub fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
     x.apply_op3(&cos, &sin, Rope { bwd: false })
 }
 
+/// The input gradient of [`rope`] for `dy` [B, H, T, D] (for the hand-written layer backward).
+pub(crate) fn rope_bwd(dy: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+    let dtype = dy.dtype();
+    let dy = if dy.stride()[3] != 1 {
+        dy.contiguous()?
+    } else {
+        dy.clone()
+    };
+    Geometry::new(dy.layout(), cos.layout(), sin.layout())?;
+    let cos = cos.to_dtype(dtype)?.contiguous()?;
+    let sin = sin.to_dtype(dtype)?.contiguous()?;
+    dy.apply_op3_no_bwd(&cos, &sin, &Rope { bwd: true })
+}
+
 /// Forward (`bwd: false`, input x) or gradient (`bwd: true`, input dy) rotation.
 struct Rope {
     bwd: bool,

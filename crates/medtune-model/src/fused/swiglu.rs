@@ -44,6 +44,17 @@ pub fn swiglu_packed(gate_up: &Tensor) -> Result<Tensor> {
     prepared(gate_up, "swiglu_packed input")?.apply_op1(SwigluPacked)
 }
 
+/// The gradients (d_gate, d_up) of [`swiglu`] for `dy` (for the hand-written layer backward).
+pub(crate) fn swiglu_bwd(gate: &Tensor, up: &Tensor, dy: &Tensor) -> Result<(Tensor, Tensor)> {
+    let dy = check_grad(dy, gate.shape(), gate.dtype())?;
+    let both = prepared(gate, "swiglu gate")?.apply_op3_no_bwd(
+        &prepared(up, "swiglu up")?,
+        &dy,
+        &SwigluBwd,
+    )?;
+    Ok((both.get(0)?, both.get(1)?))
+}
+
 /// Rows × columns of the element-wise problem, and where the inputs and outputs of a row are.
 #[derive(Clone, Copy)]
 struct Geometry {

@@ -6,7 +6,9 @@
 //! 3. `p ← p − (lr / (1 − β1ᵗ)) · m / (√v / √(1 − β2ᵗ) + ε)` (ε outside the square root).
 //!
 //! States are f32 tensors on the parameter's device (whatever the parameter dtype); the update is
-//! computed in f32 and cast back.
+//! computed in f32 and cast back. On CUDA, f32 parameters are updated in place by
+//! [`medtune_model::fused::adamw_step`] (three kernels per tensor, same arithmetic) unless
+//! `MEDTUNE_UNFUSED` names `adamw`.
 
 use candle_core::{DType, Tensor};
 use serde::{Deserialize, Serialize};
@@ -89,10 +91,11 @@ impl AdamW {
         let moments = params
             .iter()
             .map(|(_, var)| {
-                let zeros = Tensor::zeros(var.dims(), DType::F32, var.device())?;
+                // Two allocations: the fused update writes the moments in place.
+                let zeros = || Tensor::zeros(var.dims(), DType::F32, var.device());
                 Ok(Moments {
-                    exp_avg: zeros.clone(),
-                    exp_avg_sq: zeros,
+                    exp_avg: zeros()?,
+                    exp_avg_sq: zeros()?,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -126,6 +129,27 @@ impl Optimizer for AdamW {
             .zip(self.moments.iter_mut())
         {
             let g = g.to_dtype(DType::F32)?;
+            if var.dtype() == DType::F32 && medtune_model::fused::enabled("adamw", var.as_tensor())
+            {
+                // One pass per tensor on the GPU, the same arithmetic in the same order.
+                let scalars = medtune_model::fused::AdamWScalars {
+                    beta1: c.beta1,
+                    beta2: c.beta2,
+                    decay: 1.0 - lr * c.weight_decay,
+                    inv_bc2: 1.0 / bias_correction2_sqrt,
+                    eps: c.eps,
+                    step_size,
+                };
+                let g = g.contiguous()?;
+                medtune_model::fused::adamw_step(
+                    var.as_tensor(),
+                    &m.exp_avg,
+                    &m.exp_avg_sq,
+                    &g,
+                    scalars,
+                )?;
+                continue;
+            }
             let p = var.as_tensor().to_dtype(DType::F32)?;
             let p = p.affine(1.0 - lr * c.weight_decay, 0.0)?;
             let exp_avg = (&m.exp_avg + (g.sub(&m.exp_avg)?.affine(1.0 - c.beta1, 0.0))?)?;
