@@ -48,7 +48,9 @@ if ! ls "$CARGO_TARGET_DIR"/release/deps/libcudarc-*.rlib >/dev/null 2>&1; then
         echo "(link failure expected: making the stub libraries now)"
 fi
 RLIB=$(ls -t "$CARGO_TARGET_DIR"/release/deps/libcudarc-*.rlib | head -n 1)
-nm -u "$RLIB" | awk '{print $2}' | grep -E '^(cu|nvrtc)' | sort -u > "$LINK/symbols.txt"
+# Plus the driver calls medtune makes itself (memory-pool statistics in the bench).
+{ nm -u "$RLIB" | awk '{print $2}'; printf '%s\n' cuDeviceGetDefaultMemPool cuMemPoolGetAttribute cuMemPoolSetAttribute; } |
+    grep -E '^(cu|nvrtc)' | sort -u > "$LINK/symbols.txt"
 stub() { # stub SONAME LINKNAME REGEX [EXCLUDE]
     local src="$LINK/$2.c"
     grep -E "$3" "$LINK/symbols.txt" | grep -Ev "${4:-^$}" | sed 's/.*/void &(void) {}/' > "$src"

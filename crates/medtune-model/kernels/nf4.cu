@@ -7,7 +7,6 @@
 // as two separately rounded f32 operations (no fused multiply-add), exactly like the composed
 // path (broadcast_mul, then affine), so that the result is bit-identical to it.
 //
-// One thread per packed byte (two outputs), grid-stride loop over the bytes.
 #include "common.cuh"
 
 #define NF4_BLOCK 64
@@ -18,22 +17,18 @@ __device__ __forceinline__ float dq_absmax(const uint8_t* absmax_q, const float*
     return __fadd_rn(__fmul_rn(state2_code[absmax_q[j]], state2_absmax[j / DQ_BLOCK]), offset);
 }
 
-template <typename T> struct Pair;
-template <> struct Pair<float> {
-    typedef float2 type;
-    static __device__ __forceinline__ float2 make(float a, float b) { return make_float2(a, b); }
-};
-template <> struct Pair<bf16> {
-    typedef __nv_bfloat162 type;
-    static __device__ __forceinline__ __nv_bfloat162 make(float a, float b) {
-        __nv_bfloat162 p;
-        p.x = __float2bfloat16_rn(a);
-        p.y = __float2bfloat16_rn(b);
-        return p;
-    }
-};
-
 // DQ selects the absmax source: false reads `absmax`, true decodes absmax_q/state2_*.
+template <bool DQ>
+__device__ __forceinline__ float block_absmax(const float* absmax, const uint8_t* absmax_q,
+                                              const float* state2_absmax,
+                                              const float* state2_code, float offset, size_t j) {
+    return DQ ? dq_absmax(absmax_q, state2_absmax, state2_code, offset, j) : absmax[j];
+}
+
+// Main loop: each thread takes 8 packed bytes (16 outputs, all in one 64-element block: a
+// block is 32 bytes) with one 8-byte load and 16-byte stores; the absmax is decoded once per
+// 16 outputs. Then the remaining bytes one by one. `packed` must be 8-byte aligned for the
+// vector loop (checked; otherwise every byte takes the scalar path).
 template <typename T, bool DQ>
 __device__ void nf4_dequant(const uint8_t* packed, const float* code, const float* absmax,
                             const uint8_t* absmax_q, const float* state2_absmax,
@@ -43,19 +38,32 @@ __device__ void nf4_dequant(const uint8_t* packed, const float* code, const floa
     __syncthreads();
     size_t n_bytes = (n + 1) / 2;
     size_t stride = (size_t)gridDim.x * blockDim.x;
-    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n_bytes; i += stride) {
-        // Both elements of byte i (2i and 2i + 1) lie in block 2i / 64 = i / 32.
-        size_t j = i / (NF4_BLOCK / 2);
-        float a = DQ ? dq_absmax(absmax_q, state2_absmax, state2_code, offset, j) : absmax[j];
-        uint8_t b = packed[i];
-        float hi = __fmul_rn(table[b >> 4], a);
-        float lo = __fmul_rn(table[b & 15], a);
-        if (2 * i + 1 < n) {
-            // out is a fresh allocation, so element 2i is aligned for the pair store.
-            reinterpret_cast<typename Pair<T>::type*>(out)[i] = Pair<T>::make(hi, lo);
-        } else {
-            out[2 * i] = from_f<T>(hi);  // odd n: the low nibble of the last byte is padding
+    size_t tid = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    size_t n_vec = ((reinterpret_cast<uintptr_t>(packed) & 7) == 0) ? n / 16 : 0;
+    for (size_t v = tid; v < n_vec; v += stride) {
+        uint2 raw = reinterpret_cast<const uint2*>(packed)[v];
+        float a = block_absmax<DQ>(absmax, absmax_q, state2_absmax, state2_code, offset, v / 4);
+        __align__(16) T vals[16];
+#pragma unroll
+        for (int k = 0; k < 8; k++) {
+            uint8_t b = (uint8_t)(((k < 4 ? raw.x : raw.y) >> (8 * (k & 3))) & 0xFF);
+            vals[2 * k] = from_f<T>(__fmul_rn(table[b >> 4], a));
+            vals[2 * k + 1] = from_f<T>(__fmul_rn(table[b & 15], a));
         }
+        // out is a fresh allocation: element 16v starts a 16-byte aligned run.
+        const uint4* src = reinterpret_cast<const uint4*>(vals);
+        uint4* dst = reinterpret_cast<uint4*>(out + 16 * v);
+#pragma unroll
+        for (int k = 0; k < (int)sizeof(T); k++) dst[k] = src[k];
+    }
+    for (size_t i = 8 * n_vec + tid; i < n_bytes; i += stride) {
+        // Both elements of byte i (2i and 2i + 1) lie in block 2i / 64 = i / 32.
+        float a = block_absmax<DQ>(absmax, absmax_q, state2_absmax, state2_code, offset,
+                                   i / (NF4_BLOCK / 2));
+        uint8_t b = packed[i];
+        out[2 * i] = from_f<T>(__fmul_rn(table[b >> 4], a));
+        // odd n: the low nibble of the last byte is padding
+        if (2 * i + 1 < n) out[2 * i + 1] = from_f<T>(__fmul_rn(table[b & 15], a));
     }
 }
 

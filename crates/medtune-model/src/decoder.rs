@@ -358,6 +358,11 @@ impl DecoderLm {
         Ok(self.lm_head.forward(&h)?)
     }
 
+    /// The final norm and the LM head (for the hand-written head backward).
+    pub(crate) fn head_parts(&self) -> (&Norm, &Linear) {
+        (&self.norm, &self.lm_head)
+    }
+
     /// RoPE tables for this pass plus the attention bias, shared by every layer.
     pub fn layer_context(&self, pos: &Tensor, bias: Tensor) -> Result<LayerContext> {
         let cos_sin = match &self.rope {

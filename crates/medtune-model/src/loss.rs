@@ -48,34 +48,8 @@ pub(crate) fn loss_sum(logits: &Tensor, labels: &Tensor, fused: bool) -> Result<
             count: 0,
         });
     }
-    let label_rows = labels
-        .to_dtype(DType::I64)
-        .and_then(|l| l.to_vec2::<i64>())
-        .map_err(|e| Error::input("labels", e.to_string()))?;
-    // Position p predicts label p + 1; the fused path keeps a zero-weight row for p = T − 1.
-    let rows = if fused { b * t } else { b * (t - 1) };
-    let mut targets = Vec::with_capacity(rows);
-    let mut weights = Vec::with_capacity(rows);
-    for (r, row) in label_rows.iter().enumerate() {
-        for (p, &l) in row.iter().enumerate().skip(1) {
-            if l == IGNORE_INDEX {
-                targets.push(0u32);
-                weights.push(0f32);
-            } else if l < 0 || l >= v as i64 {
-                return Err(Error::input(
-                    "labels",
-                    format!("label {l} at [{r}, {p}] is out of range 0..{v} (and not -100)"),
-                ));
-            } else {
-                targets.push(l as u32);
-                weights.push(1f32);
-            }
-        }
-        if fused {
-            targets.push(0);
-            weights.push(0.0);
-        }
-    }
+    let (targets, weights) = shifted_targets(labels, v, fused)?;
+    let rows = targets.len();
     let count = weights.iter().filter(|&&w| w > 0.0).count();
     if fused {
         // [B, T, V] → [B·T, V]: a free reshape, the logits stay in their dtype.
@@ -103,6 +77,52 @@ pub(crate) fn loss_sum(logits: &Tensor, labels: &Tensor, fused: bool) -> Result<
     let weights = Tensor::from_vec(weights, (n, 1), dev)?;
     let sum = ((lse - picked)? * weights)?.sum_all()?;
     Ok(LossSum { sum, count })
+}
+
+/// Targets and weights of the shifted loss for labels [B, T] over a vocabulary of `v`: position
+/// p predicts label p + 1; ignored labels (-100) get target 0 and weight 0. `pad_last`: keep a
+/// zero-weight row for the last position of each sequence (B·T rows, aligned with the logits);
+/// else B·(T − 1) rows.
+pub(crate) fn shifted_targets(
+    labels: &Tensor,
+    v: usize,
+    pad_last: bool,
+) -> Result<(Vec<u32>, Vec<f32>)> {
+    let fused = pad_last;
+    let (b, t) = labels.dims2()?;
+    let label_rows = labels
+        .to_dtype(DType::I64)
+        .and_then(|l| l.to_vec2::<i64>())
+        .map_err(|e| Error::input("labels", e.to_string()))?;
+    // Position p predicts label p + 1; the fused path keeps a zero-weight row for p = T − 1.
+    let rows = if fused {
+        b * t
+    } else {
+        b * (t.saturating_sub(1))
+    };
+    let mut targets = Vec::with_capacity(rows);
+    let mut weights = Vec::with_capacity(rows);
+    for (r, row) in label_rows.iter().enumerate() {
+        for (p, &l) in row.iter().enumerate().skip(1) {
+            if l == IGNORE_INDEX {
+                targets.push(0u32);
+                weights.push(0f32);
+            } else if l < 0 || l >= v as i64 {
+                return Err(Error::input(
+                    "labels",
+                    format!("label {l} at [{r}, {p}] is out of range 0..{v} (and not -100)"),
+                ));
+            } else {
+                targets.push(l as u32);
+                weights.push(1f32);
+            }
+        }
+        if fused {
+            targets.push(0);
+            weights.push(0.0);
+        }
+    }
+    Ok((targets, weights))
 }
 
 /// Mean shifted cross-entropy (scalar f32 tensor); 0 when no label is supervised.

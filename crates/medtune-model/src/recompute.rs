@@ -153,21 +153,34 @@ fn recompute(
     let mut x = x0.detach();
     for layer in model.layers() {
         inputs.push(x.clone());
-        x = layer.forward(&x, model.rope(), &ctx, None)?.detach();
+        x = if manual && crate::layer_backward::supported(layer, &ctx) {
+            crate::layer_backward::block_forward(layer, &x, &ctx)?
+        } else {
+            layer.forward(&x, model.rope(), &ctx, None)?.detach()
+        };
     }
-    // Head and loss: h [B, T, C] → logits [B, T, V] → Σ loss.
-    let h = Var::from_tensor(&x)?;
-    let logits = head_for_loss(model, h.as_tensor())?;
-    let loss = causal_lm_loss_sum(&logits, batch.labels)?;
-    let loss_sum = f64::from(loss.sum.to_scalar::<f32>()?);
-    if loss.count == 0 {
-        return zero_grads(lora, loss_sum);
-    }
-    let store = loss.sum.backward()?;
+    // Head and loss: h [B, T, C] → logits [B, T, V] → Σ loss, and dL/dh.
     let mut acc = Accumulator::new(lora);
-    acc.add(&store)?;
-    let mut dy = grad_of(&store, h.as_tensor(), "final hidden state")?; // dL/dh [B, T, C]
-    drop(store);
+    let (loss_sum, count, mut dy) = if manual && crate::layer_backward::head_supported(model) {
+        // Chunked over rows, no autograd, no full logits.
+        let (loss_sum, count, dh) = crate::layer_backward::head_backward(model, &x, batch.labels)?;
+        if count == 0 {
+            return zero_grads(lora, loss_sum);
+        }
+        (loss_sum, count, dh)
+    } else {
+        let h = Var::from_tensor(&x)?;
+        let logits = head_for_loss(model, h.as_tensor())?;
+        let loss = causal_lm_loss_sum(&logits, batch.labels)?;
+        let loss_sum = f64::from(loss.sum.to_scalar::<f32>()?);
+        if loss.count == 0 {
+            return zero_grads(lora, loss_sum);
+        }
+        let store = loss.sum.backward()?;
+        acc.add(&store)?;
+        let dh = grad_of(&store, h.as_tensor(), "final hidden state")?; // dL/dh [B, T, C]
+        (loss_sum, loss.count, dh)
+    };
     // Backward, top layer first: rebuild the layer, backprop sum(y ⊙ dL/dy).
     for (i, (layer, xin)) in model.layers().iter().zip(&inputs).enumerate().rev() {
         if manual && crate::layer_backward::supported(layer, &ctx) {
@@ -186,7 +199,7 @@ fn recompute(
     }
     Ok(LossGrads {
         loss_sum,
-        n_supervised: loss.count,
+        n_supervised: count,
         grads: acc.finish()?,
     })
 }

@@ -138,7 +138,9 @@ fn hand_written_layer_backward_in_bf16_and_on_nf4_stays_close() {
     let auto = loss_and_grads(&m.model, &set, &batch(&o), Backward::Recompute).unwrap();
     set.set_pass(pass);
     let manual = loss_and_grads(&m.model, &set, &batch(&o), Backward::RecomputeManual).unwrap();
-    assert_eq!(auto.loss_sum, manual.loss_sum, "the forward is shared");
+    // The first pass is the hand-written forward too: the same formulas in another order.
+    let loss_rel = (auto.loss_sum - manual.loss_sum).abs() / auto.loss_sum;
+    assert!(loss_rel < 1e-3, "loss {loss_rel:.2e}");
     let mut worst = 0f64;
     for ((k, g), (_, want)) in manual.grads.iter().zip(&auto.grads) {
         assert_eq!(g.dtype(), DType::F32, "{k}");

@@ -276,6 +276,25 @@ pub fn self_check(dev: &Device, dt: DType) -> Result<Vec<Check>> {
         },
     )?;
 
+    // cuBLAS products with scale and accumulator (no autograd): c + 2·a·bᵀ and 0.5·aᵀ·b' with
+    // transposed views, as the layer backward uses them.
+    let a = input(&[37, 24], 14, 1.0, dev, dt)?;
+    let bt = input(&[19, 24], 15, 1.0, dev, dt)?;
+    let c = input(&[37, 19], 16, 1.0, dev, dt)?;
+    let want = (&c + (a.matmul(&bt.t()?)? * 2.0)?)?;
+    out.push(Check {
+        what: "addmm value".into(),
+        rel: rel(&super::addmm(c.copy()?, &a, &bt.t()?, 2.0)?, &want)?,
+        tol,
+    });
+    let b2 = input(&[37, 11], 17, 1.0, dev, dt)?;
+    let want = (a.t()?.matmul(&b2)? * 0.5)?;
+    out.push(Check {
+        what: "matmul_scaled value".into(),
+        rel: rel(&super::matmul_scaled(&a.t()?, &b2, 0.5)?, &want)?,
+        tol,
+    });
+
     // NF4 dequantization (double quant, a partial last block): must be bit-identical.
     let q = crate::nf4::Nf4Tensor::quantize_values(
         &super::sample_values(70 * 33, 13, 0.3),
@@ -287,6 +306,27 @@ pub fn self_check(dev: &Device, dt: DType) -> Result<Vec<Check>> {
         dev,
     )
     .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+    // An odd size (the vector loop's tail and the padded last byte).
+    let q_odd = crate::nf4::Nf4Tensor::quantize_values(
+        &super::sample_values(37 * 29, 18, 0.3),
+        &[37, 29],
+        crate::nf4::Nf4Options {
+            double_quant: false,
+            ..Default::default()
+        },
+        dev,
+    )
+    .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+    out.push(Check {
+        what: "nf4 dequantize, odd size (bit-exact)".into(),
+        rel: rel(
+            &super::dequantize_nf4(&q_odd, dt)?,
+            &q_odd
+                .dequantize_composed(dt)
+                .map_err(|e| candle_core::Error::Msg(e.to_string()))?,
+        )?,
+        tol: 0.0,
+    });
     out.push(Check {
         what: "nf4 dequantize (bit-exact)".into(),
         rel: rel(

@@ -163,6 +163,14 @@ impl CustomOp3 for CrossEntropy {
     }
 }
 
+/// The logits gradient of [`cross_entropy`] for per-row output gradients `gw` [N] (f32; the
+/// row weights already applied), for the hand-written head backward.
+pub(crate) fn cross_entropy_bwd(logits: &Tensor, targets: &Tensor, gw: &Tensor) -> Result<Tensor> {
+    logits
+        .contiguous()?
+        .apply_op3_no_bwd(targets, &gw.contiguous()?, &CrossEntropyBwd)
+}
+
 impl CustomOp3 for CrossEntropyBwd {
     fn name(&self) -> &'static str {
         "medtune-cross-entropy-bwd"

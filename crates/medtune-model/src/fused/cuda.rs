@@ -38,6 +38,19 @@ macro_rules! launch {
 }
 pub(crate) use launch;
 
+/// A device buffer of `n` elements without the zero fill of `alloc_zeros`, for outputs that
+/// the kernel writes completely (its contents are unspecified until then).
+pub fn alloc_uninit<T: DeviceRepr>(
+    dev: &candle_core::CudaDevice,
+    n: usize,
+) -> Result<candle_core::cuda_backend::cudarc::driver::CudaSlice<T>> {
+    // SAFETY: the caller launches a kernel that writes all n elements before anything reads
+    // them (stream order); until then the buffer is only passed as a kernel output.
+    #[allow(unsafe_code)]
+    let s = unsafe { dev.alloc::<T>(n) };
+    s
+}
+
 /// A driver error as a candle error.
 pub fn w<T, E: std::error::Error + Send + Sync + 'static>(
     r: std::result::Result<T, E>,

@@ -23,6 +23,7 @@ mod cross_entropy;
 mod cuda;
 mod dropout;
 mod frozen_linear;
+mod gemm;
 mod nf4;
 mod rms_norm;
 mod rope;
@@ -34,12 +35,14 @@ pub use check::{self_check, Check};
 pub use cross_entropy::cross_entropy;
 pub use dropout::dropout;
 pub use frozen_linear::frozen_linear;
+pub use gemm::{addmm, matmul_scaled};
 pub use nf4::dequantize_nf4;
 pub use rms_norm::rms_norm;
 pub use rope::rope;
 pub use swiglu::{swiglu, swiglu_packed};
 
 pub(crate) use attn_softmax::attn_softmax_bwd;
+pub(crate) use cross_entropy::cross_entropy_bwd;
 pub(crate) use rms_norm::rms_norm_bwd;
 pub(crate) use rope::rope_bwd;
 pub(crate) use swiglu::swiglu_bwd;
@@ -61,10 +64,16 @@ pub const OPS: &[&str] = &[
     "layer_backward",
 ];
 
-/// Whether the fused version of `op` is used for tensors on `t`'s device: on CUDA unless
-/// `MEDTUNE_UNFUSED` names it (or says `all`).
+/// Whether the fused version of `op` is used for tensors on `t`'s device: on CUDA (and on the
+/// CPU when `MEDTUNE_FUSED_CPU=1`) unless `MEDTUNE_UNFUSED` names it (or says `all`).
 pub fn enabled(op: &str, t: &Tensor) -> bool {
-    t.device().is_cuda() && !disabled_by_env(op)
+    (t.device().is_cuda() || fused_on_cpu()) && !disabled_by_env(op)
+}
+
+/// `MEDTUNE_FUSED_CPU=1`: use the fused ops' CPU implementations too (for comparisons).
+fn fused_on_cpu() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var("MEDTUNE_FUSED_CPU").is_ok_and(|v| v == "1"))
 }
 
 /// The fused ops used for tensors on `device`: on CUDA all of them unless `MEDTUNE_UNFUSED`
@@ -72,7 +81,7 @@ pub fn enabled(op: &str, t: &Tensor) -> bool {
 pub fn active(device: &candle_core::Device) -> Vec<&'static str> {
     OPS.iter()
         .copied()
-        .filter(|op| device.is_cuda() || *op == "frozen_linear")
+        .filter(|op| device.is_cuda() || fused_on_cpu() || *op == "frozen_linear")
         .filter(|op| !disabled_by_env(op))
         .collect()
 }
@@ -131,7 +140,7 @@ fn prepared(t: &Tensor, what: &str) -> Result<Tensor> {
 }
 
 /// Deterministic pseudo-random values in [−scale, scale) (xorshift), for checks and tests.
-fn sample_values(n: usize, seed: u64, scale: f32) -> Vec<f32> {
+pub(crate) fn sample_values(n: usize, seed: u64, scale: f32) -> Vec<f32> {
     let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     (0..n)
         .map(|_| {

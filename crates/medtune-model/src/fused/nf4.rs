@@ -165,8 +165,8 @@ impl CustomOp1 for Nf4Dequant {
 
         let dev = ps.device().clone();
         let n = self.n as u64;
-        // One thread per packed byte, grid-stride beyond 65,536 blocks of 256.
-        let blocks = self.n.div_ceil(2).div_ceil(256).clamp(1, 65_536);
+        // One thread per 16 outputs (8 packed bytes), grid-stride beyond 65,536 blocks of 256.
+        let blocks = self.n.div_ceil(16).div_ceil(256).clamp(1, 65_536);
         let cfg = rows(blocks, 256);
         let packed = view::<u8>(ps, pl, "packed codes")?;
         let (cg, cl) = self.code.storage_and_layout();
@@ -174,7 +174,8 @@ impl CustomOp1 for Nf4Dequant {
         let sfx = suffix(self.dtype)?;
         macro_rules! go {
             ($t:ty) => {{
-                let out = dev.alloc_zeros::<$t>(self.n)?;
+                // Every element is written by the kernel: no zero fill.
+                let out = super::cuda::alloc_uninit::<$t>(&dev, self.n)?;
                 match &self.scales {
                     Scales::Plain(absmax) => {
                         let (ag, al) = absmax.storage_and_layout();

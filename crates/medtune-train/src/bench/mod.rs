@@ -165,6 +165,9 @@ pub struct BenchOptions {
     pub dtype: DType,
     /// Seed of the weights, the adapters and the token batches.
     pub seed: u64,
+    /// CUDA: after building, hold all free device memory but what keeps model plus training
+    /// within this many GiB, so that a run that completes shows it fits (`None`: no limit).
+    pub memory_limit_gib: Option<f64>,
 }
 
 fn dtype_name<S: serde::Serializer>(d: &DType, s: S) -> std::result::Result<S::Ok, S::Error> {
@@ -193,6 +196,9 @@ impl BenchOptions {
         }
         if !(0.0..1.0).contains(&self.lora_dropout) {
             return bad("lora_dropout", "must be in [0, 1)");
+        }
+        if self.memory_limit_gib.is_some_and(|g| g.is_nan() || g <= 0.0) {
+            return bad("memory_limit_gib", "must be a positive number of GiB");
         }
         Ok(())
     }
@@ -225,6 +231,14 @@ pub struct BenchReport {
     pub mem_before_bytes: Option<u64>,
     /// Highest device memory in use during the timed steps, bytes (CUDA only; sampled).
     pub mem_peak_bytes: Option<u64>,
+    /// Peak bytes allocated to live tensors (model, adapters, optimizer, activations) from the
+    /// end of the build to the end of the timed steps: the memory pool's high watermark,
+    /// without what the pool keeps for reuse (CUDA only). The counterpart of PyTorch's
+    /// `max_memory_allocated`, which the baseline reports.
+    pub allocated_peak_bytes: Option<u64>,
+    /// The `memory_limit_gib` hold actually made, bytes (excluded from the figures above
+    /// except `mem_peak_bytes`).
+    pub held_bytes: Option<u64>,
     /// Fused kernels in use on this device (see `medtune_model::fused`; `MEDTUNE_UNFUSED`).
     pub fused_ops: Vec<String>,
 }
@@ -234,9 +248,16 @@ impl BenchReport {
     /// processes excluded), GiB.
     pub fn peak_over_start_gib(&self) -> Option<f64> {
         match (self.mem_peak_bytes, self.mem_before_bytes) {
-            (Some(p), Some(b)) => Some(p.saturating_sub(b) as f64 / GIB),
+            (Some(p), Some(b)) => {
+                Some(p.saturating_sub(b + self.held_bytes.unwrap_or(0)) as f64 / GIB)
+            }
             _ => None,
         }
+    }
+
+    /// [`BenchReport::allocated_peak_bytes`] in GiB.
+    pub fn allocated_peak_gib(&self) -> Option<f64> {
+        self.allocated_peak_bytes.map(|b| b as f64 / GIB)
     }
 }
 
@@ -416,6 +437,21 @@ pub fn run(
     let t0 = Instant::now();
     let (model, lora) = build_model(opts, device)?;
     device.synchronize()?;
+    // The limit covers the model plus training; the build's own transients (dense random
+    // weights before quantization) are over by now.
+    let hold = match (
+        opts.memory_limit_gib,
+        gpu_mem::used_bytes(device)?,
+        mem_before,
+    ) {
+        (Some(g), Some(now), Some(before)) => {
+            let model = now.saturating_sub(before);
+            gpu_mem::hold_all_but(device, ((g * GIB) as u64).saturating_sub(model))?
+        }
+        _ => None,
+    };
+    let held_bytes = hold.as_ref().map(|t| t.elem_count() as u64);
+    gpu_mem::reset_allocated_peak(device)?;
     let build_s = t0.elapsed().as_secs_f64();
     let base_params = model.num_params();
     let trainable_params = lora.num_params();
@@ -457,6 +493,9 @@ pub fn run(
         on_step(i, dt, final_loss);
     }
     let mem_peak = probe.stop()?;
+    let allocated_peak =
+        gpu_mem::allocated_peak(device)?.map(|p| p.saturating_sub(held_bytes.unwrap_or(0)));
+    drop(hold);
     let total: f64 = step_s.iter().sum();
     let mut sorted = step_s.clone();
     sorted.sort_by(f64::total_cmp);
@@ -473,6 +512,8 @@ pub fn run(
         final_loss,
         mem_before_bytes: mem_before,
         mem_peak_bytes: mem_peak,
+        allocated_peak_bytes: allocated_peak,
+        held_bytes,
         fused_ops: medtune_model::fused::active(device)
             .into_iter()
             .map(String::from)
@@ -506,6 +547,7 @@ mod tests {
             recompute: true,
             dtype: DType::F32,
             seed: 7,
+            memory_limit_gib: None,
         }
     }
 
