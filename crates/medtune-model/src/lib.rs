@@ -19,7 +19,9 @@
 //! - [`lora`]: [`LoraConfig`] (PEFT's fields), [`attach_lora`] → [`LoraSet`] (A, B as f32
 //!   `Var`s under PEFT key names); [`peft`] reads/writes PEFT adapter folders; [`merge`] folds
 //!   an adapter into a safetensors base; [`recompute`]: [`loss_and_grads`] (plain backward or
-//!   layer-wise activation recompute); [`DecoderLm::quantize_nf4`] makes a QLoRA base.
+//!   layer-wise activation recompute, on CUDA with the hand-written layer and head backward of
+//!   `layer_backward.rs`); [`DecoderLm::quantize_nf4`] makes a QLoRA base.
+//! - [`fused`]: fused CPU/CUDA ops with their own backward (the GPU training path).
 //!
 //! # Example
 //! ```no_run

@@ -30,7 +30,8 @@ macro_rules! launch {
         $( b.arg($arg); )*
         // SAFETY: the argument list matches the kernel's signature in kernels/*.cu, and every
         // buffer holds the element counts the kernel reads or writes (checked by the caller).
-        // This is the only unsafe code of medtune (the workspace denies it elsewhere).
+        // medtune's unsafe code is CUDA-only: here, `alloc_uninit`, `gemm.rs` and the bench's
+        // memory-pool query (the workspace denies it elsewhere).
         #[allow(unsafe_code)]
         let launched = unsafe { b.launch($cfg) };
         $crate::fused::cuda::w(launched)?;
