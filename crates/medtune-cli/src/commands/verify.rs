@@ -71,7 +71,14 @@ fn tolerances(dtype: DType) -> Tolerances {
             logits: 3e-2,
             loss: 1e-2,
             grads: 5e-2,
-            qlora: 3e-2,
+            // The QLoRA references were computed from NF4 codes of the f32 weights; a bf16
+            // model quantizes its bf16 weights (as bitsandbytes does for a bf16 model), and
+            // weights near a code boundary get the neighbouring code. Measured on the CPU in
+            // f32 arithmetic, that alone moves the base logits by 2.97e-2 (bf16 arithmetic adds
+            // 3.0e-2 in total); so the bound is the 3e-2 of the other bf16 logits plus 3e-2 for
+            // the codes. The bf16 arithmetic itself is checked separately, against the f32
+            // path on the same codes, at the logits bound (`check_qlora`).
+            qlora: 6e-2,
         }
     }
 }
@@ -283,13 +290,40 @@ fn check_qlora(
         rel(&base, get(&q, "qlora_base_logits", &q_path)?)?,
         tol.qlora,
     );
-    peft::load_peft_for_inference(&mut m.model, &dir.join("lora_adapter"))?;
+    let adapter = dir.join("lora_adapter");
+    peft::load_peft_for_inference(&mut m.model, &adapter)?;
     let lora = m.model.forward(&input)?;
     tally.check(
         "llama: QLoRA adapter logits",
         rel(&lora, get(&q, "qlora_lora_logits", &q_path)?)?,
         tol.qlora,
     );
+    if dtype != DType::F32 {
+        // bf16 arithmetic on an NF4 base: against the f32 path quantizing the same bf16-rounded
+        // weights (identical codes and scales), at the bound of the other bf16 logits.
+        let mut f = load(
+            &dir,
+            &LoadOptions {
+                dtype: DType::F32,
+                device: device.clone(),
+            },
+        )?;
+        f.model.quantize_nf4(Nf4Options {
+            double_quant: true,
+            round_to_bf16: true,
+        })?;
+        tally.check(
+            "llama: QLoRA base logits vs f32, same codes",
+            rel(&base, &f.model.forward(&input)?)?,
+            tol.logits,
+        );
+        peft::load_peft_for_inference(&mut f.model, &adapter)?;
+        tally.check(
+            "llama: QLoRA adapter logits vs f32, same codes",
+            rel(&lora, &f.model.forward(&input)?)?,
+            tol.logits,
+        );
+    }
     Ok(())
 }
 

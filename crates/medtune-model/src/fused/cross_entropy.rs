@@ -17,8 +17,8 @@ use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
 /// threads than with 256 (H100, 2048 rows of bf16).
 const MAX_THREADS: usize = 1024;
 
-/// Fused weighted cross-entropy: logits [N, V] (f32 or bf16), targets [N] u32, weights [N] f32
-/// (0 = ignored row, whose target is not read) → per-row losses [N] f32. Differentiable with
+/// Fused weighted cross-entropy: logits `[N, V]` (f32 or bf16), targets `[N]` u32, weights `[N]`
+/// f32 (0 = ignored row, whose target is not read) → per-row losses `[N]` f32. Differentiable with
 /// respect to the logits only. A target outside 0..V in a row of nonzero weight is an error on
 /// the CPU and gives a NaN loss on CUDA (callers validate labels on the host).
 pub fn cross_entropy(logits: &Tensor, targets: &Tensor, weights: &Tensor) -> Result<Tensor> {

@@ -197,7 +197,10 @@ impl BenchOptions {
         if !(0.0..1.0).contains(&self.lora_dropout) {
             return bad("lora_dropout", "must be in [0, 1)");
         }
-        if self.memory_limit_gib.is_some_and(|g| g.is_nan() || g <= 0.0) {
+        if self
+            .memory_limit_gib
+            .is_some_and(|g| g.is_nan() || g <= 0.0)
+        {
             return bad("memory_limit_gib", "must be a positive number of GiB");
         }
         Ok(())
