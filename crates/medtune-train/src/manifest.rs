@@ -64,7 +64,7 @@ impl RunManifest {
         Ok(RunManifest {
             code_version: code_version(),
             base_model: cfg.model.path.display().to_string(),
-            base_model_sha256: sha256_file(weights_path)?,
+            base_model_sha256: sha256_weights(weights_path)?,
             base_storage: base_storage.to_string(),
             tokenizer_sha256: sha256_file(&model_dir.join("tokenizer.json")).unwrap_or_default(),
             chat_template_sha256: chat_template_sha256.to_string(),
@@ -103,10 +103,72 @@ pub fn code_version() -> String {
     }
 }
 
-/// Hex sha256 of a file, streamed; a directory hashes to the empty string.
+/// The weight files of a model folder, in name order: the shards named by
+/// `model.safetensors.index.json` when there is one, else `model*.safetensors`.
+pub fn weight_files(dir: &Path) -> Result<Vec<std::path::PathBuf>> {
+    let index = dir.join("model.safetensors.index.json");
+    if index.is_file() {
+        let text = std::fs::read_to_string(&index).map_err(|e| Error::io(&index, e))?;
+        let json: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| Error::io(&index, e))?;
+        let mut names: Vec<String> = json["weight_map"]
+            .as_object()
+            .map(|m| {
+                m.values()
+                    .filter_map(|v| v.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names.dedup();
+        return Ok(names.into_iter().map(|n| dir.join(n)).collect());
+    }
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "safetensors"))
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("model"))
+        })
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// sha256 of a model's weights: of the file itself, or for a folder of the lines
+/// `<file name> <sha256>\n` of its [`weight_files`] in name order (so a sharded model has one
+/// hash that changes when any shard does, and other files in the folder do not count). A
+/// folder without weight files is an error.
+pub fn sha256_weights(path: &Path) -> Result<String> {
+    if !path.is_dir() {
+        return sha256_file(path);
+    }
+    let files = weight_files(path)?;
+    if files.is_empty() {
+        return Err(Error::io(
+            path,
+            std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "no model*.safetensors weight files in this folder",
+            ),
+        ));
+    }
+    let mut h = Sha256::new();
+    for f in &files {
+        let name = f.file_name().map(|n| n.to_string_lossy().into_owned());
+        h.update(format!("{} {}\n", name.unwrap_or_default(), sha256_file(f)?).as_bytes());
+    }
+    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Hex sha256 of a file, streamed. A directory is an error (see [`sha256_weights`]).
 pub fn sha256_file(path: &Path) -> Result<String> {
     if path.is_dir() {
-        return Ok(String::new());
+        return Err(Error::io(
+            path,
+            std::io::Error::new(std::io::ErrorKind::IsADirectory, "a folder, not a file"),
+        ));
     }
     let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let mut h = Sha256::new();
@@ -143,5 +205,42 @@ mod tests {
         .unwrap();
         assert_eq!(back, m);
         assert!(sha256_file(&dir.path().join("missing")).is_err());
+        assert!(sha256_file(dir.path()).is_err(), "a folder is not a file");
+    }
+
+    #[test]
+    fn a_model_folder_hashes_its_weight_files_only() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(sha256_weights(dir.path()).is_err(), "no weight files");
+        let shard = |n: &str, bytes: &[u8]| std::fs::write(dir.path().join(n), bytes).unwrap();
+        shard("model-00001-of-00002.safetensors", b"one");
+        shard("model-00002-of-00002.safetensors", b"two");
+        shard("config.json", b"{}");
+        let a = sha256_weights(dir.path()).unwrap();
+        assert_eq!(a.len(), 64);
+        shard("config.json", b"{\"changed\": true}");
+        assert_eq!(
+            sha256_weights(dir.path()).unwrap(),
+            a,
+            "other files do not count"
+        );
+        shard("model-00002-of-00002.safetensors", b"TWO");
+        assert_ne!(
+            sha256_weights(dir.path()).unwrap(),
+            a,
+            "a changed shard changes the hash"
+        );
+        let single = dir.path().join("model-00001-of-00002.safetensors");
+        assert_eq!(
+            sha256_weights(&single).unwrap(),
+            sha256_file(&single).unwrap()
+        );
+        // An index names the shards (here only the first one).
+        std::fs::write(
+            dir.path().join("model.safetensors.index.json"),
+            r#"{"weight_map": {"a": "model-00001-of-00002.safetensors"}}"#,
+        )
+        .unwrap();
+        assert_eq!(weight_files(dir.path()).unwrap(), vec![single]);
     }
 }

@@ -7,7 +7,7 @@
 use anyhow::Context;
 use medtune_eval::compare::MetricRow;
 use medtune_model::LoadedModel;
-use medtune_train::manifest::{code_version, sha256_file};
+use medtune_train::manifest::{code_version, sha256_file, weight_files};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 
@@ -43,18 +43,10 @@ fn weights_sha(path: &Path) -> Value {
     if !path.is_dir() {
         return hash_or_reason(path);
     }
-    let mut files: Vec<PathBuf> = match std::fs::read_dir(path) {
-        Ok(rd) => rd
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "safetensors"))
-            .filter(|p| {
-                p.file_name()
-                    .is_some_and(|n| n.to_string_lossy().starts_with("model"))
-            })
-            .collect(),
-        Err(e) => return json!({ "unhashed": format!("{}: {e}", path.display()) }),
+    let files = match weight_files(path) {
+        Ok(f) => f,
+        Err(e) => return json!({ "unhashed": e.to_string() }),
     };
-    files.sort();
     let map: serde_json::Map<String, Value> = files
         .iter()
         .map(|f| {
