@@ -71,6 +71,20 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// The fused-path switches from the environment: `MEDTUNE_UNFUSED=op,op,…|all` (ablations) and
+/// `MEDTUNE_FUSED_CPU=1` (fused CPU implementations on the CPU).
+fn configure_fused() -> anyhow::Result<()> {
+    let unfused = std::env::var("MEDTUNE_UNFUSED")
+        .unwrap_or_default()
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect();
+    let on_cpu = std::env::var("MEDTUNE_FUSED_CPU").is_ok_and(|v| v == "1");
+    medtune_model::fused::configure(medtune_model::fused::FusedSettings { unfused, on_cpu })
+        .map_err(|e| anyhow::anyhow!("MEDTUNE_UNFUSED / MEDTUNE_FUSED_CPU: {e}"))
+}
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -80,6 +94,10 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    if let Err(err) = configure_fused() {
+        eprintln!("error: {err:#}");
+        return ExitCode::from(2);
+    }
     match run(cli) {
         Ok(code) => code,
         Err(err) => {

@@ -428,3 +428,28 @@ fn generate_applies_a_peft_adapter_and_names_a_missing_one() -> TestResult {
     assert_clean_failure(&out, &["no_such_adapter", "adapter_config.json"]);
     Ok(())
 }
+
+#[test]
+fn fused_switches_come_from_the_environment_and_unknown_ops_are_refused() {
+    let bin = env!("CARGO_BIN_EXE_medtune");
+    let out = Command::new(bin)
+        .args(["bench", "train", "--list-fused"])
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let listed = text(&out.stdout);
+    for op in ["nf4", "adamw", "layer_backward"] {
+        assert!(
+            listed.lines().any(|l| l == op),
+            "{op} missing from {listed}"
+        );
+    }
+    let out = Command::new(bin)
+        .args(["bench", "train", "--list-fused"])
+        .env("MEDTUNE_UNFUSED", "nf4,bogus")
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    assert_clean_failure(&out, &["MEDTUNE_UNFUSED", "bogus"]);
+}

@@ -31,9 +31,7 @@ impl BaseWeight {
     /// `MEDTUNE_UNFUSED` names `frozen_linear`.
     pub fn matmul_t(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         match self {
-            BaseWeight::Dense(w)
-                if !w.track_op() && !crate::fused::disabled_by_env("frozen_linear") =>
-            {
+            BaseWeight::Dense(w) if !w.track_op() && !crate::fused::disabled("frozen_linear") => {
                 crate::fused::frozen_linear(x, w)
             }
             BaseWeight::Dense(w) => {

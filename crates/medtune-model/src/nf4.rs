@@ -595,7 +595,7 @@ impl Nf4Tensor {
             ));
         }
         let w = self.dequantize(x.dtype())?.detach(); // [out, in]
-        if !crate::fused::disabled_by_env("frozen_linear") {
+        if !crate::fused::disabled("frozen_linear") {
             return Ok(crate::fused::frozen_linear(x, &w)?); // [..., out]
         }
         let lead = &x.dims()[..x.rank() - 1];

@@ -12,8 +12,8 @@
 //! the fused path only on CUDA ([`enabled`]); `medtune verify --device cuda` checks each
 //! kernel against the composed path on the GPU.
 //!
-//! `MEDTUNE_UNFUSED=name,name,…` (or `all`) switches single ops back to the composed path, so
-//! that a benchmark can show what each one is worth.
+//! [`configure`] can switch single ops back to the composed path (the CLI's
+//! `MEDTUNE_UNFUSED=name,name,…` or `all`), so that a benchmark can show what each one is worth.
 
 mod adamw;
 mod attn_softmax;
@@ -64,39 +64,63 @@ pub const OPS: &[&str] = &[
     "layer_backward",
 ];
 
+/// Process-wide switches of the fused path, set once by the binary with [`configure`] (the
+/// `medtune` CLI reads them from `MEDTUNE_UNFUSED` and `MEDTUNE_FUSED_CPU`); the library itself
+/// reads no environment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FusedSettings {
+    /// Ops switched back to the composed path ([`OPS`] names, or `all`), for ablations.
+    pub unfused: Vec<String>,
+    /// Use the fused ops' CPU implementations on the CPU too (for comparisons).
+    pub on_cpu: bool,
+}
+
+static SETTINGS: std::sync::OnceLock<FusedSettings> = std::sync::OnceLock::new();
+
+/// Fixes the switches for the rest of the process. Unknown op names are an error, and so is a
+/// second call (or a call after the first fused op ran with the defaults).
+pub fn configure(settings: FusedSettings) -> crate::Result<()> {
+    if let Some(bad) = settings
+        .unfused
+        .iter()
+        .find(|s| s.as_str() != "all" && !OPS.contains(&s.as_str()))
+    {
+        return Err(crate::Error::input(
+            "unfused",
+            format!(
+                "unknown fused op `{bad}` (known: {}, or all)",
+                OPS.join(", ")
+            ),
+        ));
+    }
+    SETTINGS
+        .set(settings)
+        .map_err(|_| crate::Error::input("fused settings", "already fixed for this process"))
+}
+
+fn settings() -> &'static FusedSettings {
+    SETTINGS.get_or_init(FusedSettings::default)
+}
+
 /// Whether the fused version of `op` is used for tensors on `t`'s device: on CUDA (and on the
-/// CPU when `MEDTUNE_FUSED_CPU=1`) unless `MEDTUNE_UNFUSED` names it (or says `all`).
+/// CPU with [`FusedSettings::on_cpu`]) unless [`FusedSettings::unfused`] names it.
 pub fn enabled(op: &str, t: &Tensor) -> bool {
-    (t.device().is_cuda() || fused_on_cpu()) && !disabled_by_env(op)
+    (t.device().is_cuda() || settings().on_cpu) && !disabled(op)
 }
 
-/// `MEDTUNE_FUSED_CPU=1`: use the fused ops' CPU implementations too (for comparisons).
-fn fused_on_cpu() -> bool {
-    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ON.get_or_init(|| std::env::var("MEDTUNE_FUSED_CPU").is_ok_and(|v| v == "1"))
-}
-
-/// The fused ops used for tensors on `device`: on CUDA all of them unless `MEDTUNE_UNFUSED`
-/// says otherwise; on the CPU only `frozen_linear` (the others keep the composed path there).
+/// The fused ops used for tensors on `device`: on CUDA all of them unless switched off; on the
+/// CPU only `frozen_linear` (the others keep the composed path there unless `on_cpu`).
 pub fn active(device: &candle_core::Device) -> Vec<&'static str> {
     OPS.iter()
         .copied()
-        .filter(|op| device.is_cuda() || fused_on_cpu() || *op == "frozen_linear")
-        .filter(|op| !disabled_by_env(op))
+        .filter(|op| device.is_cuda() || settings().on_cpu || *op == "frozen_linear")
+        .filter(|op| !disabled(op))
         .collect()
 }
 
-pub(crate) fn disabled_by_env(op: &str) -> bool {
-    static UNFUSED: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
-    let list = UNFUSED.get_or_init(|| {
-        std::env::var("MEDTUNE_UNFUSED")
-            .unwrap_or_default()
-            .split(',')
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty())
-            .collect()
-    });
-    list.iter().any(|s| s == op || s == "all")
+/// Whether [`FusedSettings::unfused`] names `op` (or says `all`).
+pub(crate) fn disabled(op: &str) -> bool {
+    settings().unfused.iter().any(|s| s == op || s == "all")
 }
 
 /// A contiguous CPU storage as f32 values (f32 and bf16 only).
