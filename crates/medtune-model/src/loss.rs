@@ -88,14 +88,13 @@ pub(crate) fn shifted_targets(
     v: usize,
     pad_last: bool,
 ) -> Result<(Vec<u32>, Vec<f32>)> {
-    let fused = pad_last;
     let (b, t) = labels.dims2()?;
     let label_rows = labels
         .to_dtype(DType::I64)
         .and_then(|l| l.to_vec2::<i64>())
         .map_err(|e| Error::input("labels", e.to_string()))?;
-    // Position p predicts label p + 1; the fused path keeps a zero-weight row for p = T − 1.
-    let rows = if fused {
+    // Position p predicts label p + 1; `pad_last` keeps a zero-weight row for p = T − 1.
+    let rows = if pad_last {
         b * t
     } else {
         b * (t.saturating_sub(1))
@@ -117,7 +116,7 @@ pub(crate) fn shifted_targets(
                 weights.push(1f32);
             }
         }
-        if fused {
+        if pad_last {
             targets.push(0);
             weights.push(0.0);
         }

@@ -236,6 +236,15 @@ fn zero_grads(lora: &LoraSet, loss_sum: f64) -> Result<LossGrads> {
     })
 }
 
+/// Adds `g` into a running sum (the first gradient is taken as it is).
+fn accumulate(sum: &mut Option<Tensor>, g: Tensor) -> Result<()> {
+    *sum = Some(match sum.take() {
+        Some(s) => (s + g)?,
+        None => g,
+    });
+    Ok(())
+}
+
 /// Sums the gradients of every LoRA tensor over several backward passes.
 struct Accumulator {
     vars: Vec<(String, Var)>,
@@ -263,11 +272,7 @@ impl Accumulator {
                     tensor: format!("a LoRA tensor of shape {:?} not in the set", t.dims()),
                 });
             };
-            let slot = &mut self.sums[i];
-            *slot = Some(match slot.take() {
-                Some(s) => (s + g)?,
-                None => g,
-            });
+            accumulate(&mut self.sums[i], g)?;
         }
         Ok(())
     }
@@ -275,11 +280,7 @@ impl Accumulator {
     fn add(&mut self, store: &GradStore) -> Result<()> {
         for ((_, var), sum) in self.vars.iter().zip(self.sums.iter_mut()) {
             if let Some(g) = store.get(var.as_tensor()) {
-                let g = g.detach();
-                *sum = Some(match sum.take() {
-                    Some(s) => (s + g)?,
-                    None => g,
-                });
+                accumulate(sum, g.detach())?;
             }
         }
         Ok(())

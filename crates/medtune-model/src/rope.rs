@@ -130,7 +130,7 @@ impl Rope {
 }
 
 /// [x1, x2] → [-x2, x1] over the last dimension (split in halves).
-fn rotate_half(x: &Tensor) -> Result<Tensor> {
+pub(crate) fn rotate_half(x: &Tensor) -> Result<Tensor> {
     let half = x.dim(D::Minus1)? / 2;
     let x1 = x.narrow(D::Minus1, 0, half)?;
     let x2 = x.narrow(D::Minus1, half, half)?;

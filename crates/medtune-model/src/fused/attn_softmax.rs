@@ -205,9 +205,7 @@ impl CustomOp2 for AttnSoftmax {
         p: &Tensor,
         dp: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let dp = dp.to_dtype(p.dtype())?.contiguous()?;
-        let ds = p.apply_op2_no_bwd(&dp, &AttnSoftmaxBwd { scale: self.scale })?;
-        Ok((Some(ds), None))
+        Ok((Some(attn_softmax_bwd(p, dp, f64::from(self.scale))?), None))
     }
 }
 

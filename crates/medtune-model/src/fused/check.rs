@@ -86,17 +86,6 @@ fn compare(
     Ok(())
 }
 
-fn rotate_half(x: &Tensor) -> Result<Tensor> {
-    let half = x.dim(D::Minus1)? / 2;
-    Tensor::cat(
-        &[
-            &x.narrow(D::Minus1, half, half)?.neg()?,
-            &x.narrow(D::Minus1, 0, half)?,
-        ],
-        D::Minus1,
-    )
-}
-
 /// Runs every check on `dev` in `dt` (f32 or bf16).
 pub fn self_check(dev: &Device, dt: DType) -> Result<Vec<Check>> {
     let tol = if dt == DType::F32 { 1e-5 } else { 2e-2 };
@@ -197,6 +186,14 @@ pub fn self_check(dev: &Device, dt: DType) -> Result<Vec<Check>> {
     let x = input(&[b, h, t, d], 7, 2.0, dev, dt)?;
     let cos = rope_table(b, t, r, dev, dt, true)?;
     let sin = rope_table(b, t, r, dev, dt, false)?;
+    // The composed RoPE on the first r dims, the rest passed through.
+    let rope_composed = |t: &[Tensor]| -> Result<Tensor> {
+        let rot = t[0].narrow(D::Minus1, 0, r)?;
+        let pass = t[0].narrow(D::Minus1, r, d - r)?;
+        let y =
+            (rot.broadcast_mul(&t[1])? + crate::rope::rotate_half(&rot)?.broadcast_mul(&t[2])?)?;
+        Tensor::cat(&[&y, &pass], D::Minus1)
+    };
     compare(
         &mut out,
         "rope",
@@ -204,12 +201,7 @@ pub fn self_check(dev: &Device, dt: DType) -> Result<Vec<Check>> {
         &[x, cos, sin],
         &[(0, "dx")],
         &|t| super::rope(&t[0], &t[1], &t[2]),
-        &|t| {
-            let rot = t[0].narrow(D::Minus1, 0, r)?;
-            let pass = t[0].narrow(D::Minus1, r, d - r)?;
-            let y = (rot.broadcast_mul(&t[1])? + rotate_half(&rot)?.broadcast_mul(&t[2])?)?;
-            Tensor::cat(&[&y, &pass], D::Minus1)
-        },
+        &rope_composed,
     )?;
 
     // Frozen linear: x [2, 9, 48] · wᵀ, w [40, 48].
@@ -252,12 +244,7 @@ pub fn self_check(dev: &Device, dt: DType) -> Result<Vec<Check>> {
         &[xt, cos, sin],
         &[(0, "dx")],
         &|t| super::rope(&t[0], &t[1], &t[2]),
-        &|t| {
-            let rot = t[0].narrow(D::Minus1, 0, r)?;
-            let pass = t[0].narrow(D::Minus1, r, d - r)?;
-            let y = (rot.broadcast_mul(&t[1])? + rotate_half(&rot)?.broadcast_mul(&t[2])?)?;
-            Tensor::cat(&[&y, &pass], D::Minus1)
-        },
+        &rope_composed,
     )?;
 
     // Dropout: the fused mask against the composed one, p = 0.1, 3 × 1,001 elements.

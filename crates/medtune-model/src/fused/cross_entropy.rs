@@ -157,9 +157,8 @@ impl CustomOp3 for CrossEntropy {
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         // g · w per row (a tiny [N] op), so that the kernel takes three inputs.
-        let gw = (grad.to_dtype(DType::F32)? * weights)?.contiguous()?;
-        let dx = logits.apply_op3_no_bwd(targets, &gw, &CrossEntropyBwd)?;
-        Ok((Some(dx), None, None))
+        let gw = (grad.to_dtype(DType::F32)? * weights)?;
+        Ok((Some(cross_entropy_bwd(logits, targets, &gw)?), None, None))
     }
 }
 

@@ -113,9 +113,7 @@ impl CustomOp2 for RmsNorm {
         _y: &Tensor,
         dy: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let dy = dy.contiguous()?;
-        let dx = x.apply_op3_no_bwd(w, &dy, &RmsNormBwd { eps: self.eps })?;
-        Ok((Some(dx), None))
+        Ok((Some(rms_norm_bwd(x, w, dy, f64::from(self.eps))?), None))
     }
 }
 

@@ -292,12 +292,7 @@ impl CustomOp3 for Rope {
                 y.dtype()
             );
         }
-        let dy = if dy.stride()[3] != 1 {
-            dy.contiguous()?
-        } else {
-            dy.clone()
-        };
-        let dx = dy.apply_op3_no_bwd(cos, sin, &Rope { bwd: true })?;
+        let dx = rope_bwd(dy, cos, sin)?;
         Ok((Some(dx), None, None))
     }
 }
