@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Sums one training step's kernels from an ncu CSV (scripts/gpu-profile.sh) by kernel name.
 
-A step is cut at launches of the fused cross-entropy forward (one per step): the kernels from
-its second-to-last launch up to its last are one full cycle. Prints a Markdown table of the
+A step is cut at the fused cross-entropy forward: the head runs it once per chunk of rows, so
+launches closer than GAP kernels to the previous one belong to the same step, and the first
+launch of each group starts a step. The kernels from the second-to-last group's start to the
+last group's start are one full cycle (head, backward, optimizer, next forward). Prints a Markdown table of the
 kernels by total time, with counts and shares, and the step's total GPU time.
 """
 import csv
@@ -29,10 +31,14 @@ def short(name):
     return name.split("<")[0] if not name.startswith("void ") else name[5:].split("<")[0]
 
 
+GAP = 50
+
+
 def main(path, marker="cross_entropy_fwd"):
     ks = list(rows(path))
-    cuts = [i for i, (n, _) in enumerate(ks) if marker in n]
-    print(f"{len(ks)} kernels profiled; {len(cuts)} launches of {marker}")
+    hits = [i for i, (n, _) in enumerate(ks) if marker in n]
+    cuts = [i for j, i in enumerate(hits) if j == 0 or i - hits[j - 1] > GAP]
+    print(f"{len(ks)} kernels profiled; {len(hits)} launches of {marker} in {len(cuts)} steps")
     if len(cuts) < 2:
         print("not enough steps to cut one out; summing everything")
         step = ks

@@ -63,6 +63,10 @@ pub struct BenchTrainArgs {
     /// within this many GiB, so that a run that completes shows it fits.
     #[arg(long, value_name = "GIB")]
     memory_limit_gib: Option<f64>,
+    /// Build only the first N decoder layers of the shape, for profiling (every layer runs the
+    /// same kernels). The figures are then not the shape's: no baseline ratio is printed.
+    #[arg(long, value_name = "N")]
+    layers: Option<usize>,
     /// `bench_hf.json` written by the baseline script: print the ratio to its matching row.
     #[arg(long)]
     baseline: Option<PathBuf>,
@@ -127,10 +131,14 @@ pub fn run(a: BenchTrainArgs) -> anyhow::Result<ExitCode> {
         dtype: a.dtype.dtype(),
         seed: a.seed,
         memory_limit_gib: a.memory_limit_gib,
+        layers: a.layers,
     };
     eprintln!(
         "medtune bench train: {} {} on {:?}, batch {} x {} tokens, LoRA r={} alpha={} dropout={}, {} {}, {} warm-up + {} timed steps",
-        opts.shape.name(),
+        match opts.layers {
+            Some(l) => format!("{} (first {l} layers only)", opts.shape.name()),
+            None => opts.shape.name().to_string(),
+        },
         opts.quant.name(),
         device.location(),
         opts.batch,
@@ -148,7 +156,9 @@ pub fn run(a: BenchTrainArgs) -> anyhow::Result<ExitCode> {
     })
     .context("benchmark failed")?;
     print_summary(&report);
-    if let Some(path) = &a.baseline {
+    if let (Some(l), Some(_)) = (opts.layers, &a.baseline) {
+        println!("no baseline ratio: only {l} layers of the shape were built (--layers)");
+    } else if let Some(path) = &a.baseline {
         let base = baseline_row(path, &report)?;
         print_ratio(&report, &base);
     }
@@ -164,8 +174,9 @@ const GIB: f64 = (1u64 << 30) as f64;
 
 fn print_summary(r: &BenchReport) {
     let o = &r.options;
+    let layers = o.layers.map(|l| format!(" layers {l}")).unwrap_or_default();
     println!(
-        "shape {} quant {} device {} batch {} seq {} lora_r {}",
+        "shape {}{layers} quant {} device {} batch {} seq {} lora_r {}",
         o.shape.name(),
         o.quant.name(),
         r.device,

@@ -168,6 +168,11 @@ pub struct BenchOptions {
     /// CUDA: after building, hold all free device memory but what keeps model plus training
     /// within this many GiB, so that a run that completes shows it fits (`None`: no limit).
     pub memory_limit_gib: Option<f64>,
+    /// Build only this many decoder layers of the shape (`None`: all of them). For profiling:
+    /// every layer runs the same kernels, so a few layers show the per-layer costs in a
+    /// fraction of the time. Figures of such a run are not the shape's figures.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub layers: Option<usize>,
 }
 
 fn dtype_name<S: serde::Serializer>(d: &DType, s: S) -> std::result::Result<S::Ok, S::Error> {
@@ -202,6 +207,18 @@ impl BenchOptions {
             .is_some_and(|g| g.is_nan() || g <= 0.0)
         {
             return bad("memory_limit_gib", "must be a positive number of GiB");
+        }
+        if let Some(l) = self.layers {
+            let all = self.shape.config()?.num_layers;
+            if l == 0 || l > all {
+                return bad(
+                    "layers",
+                    &format!(
+                        "must be in 1..={all} ({} has {all} layers)",
+                        self.shape.name()
+                    ),
+                );
+            }
         }
         Ok(())
     }
@@ -393,7 +410,10 @@ pub fn random_nf4(shape: &[usize], device: &Device, rng: &mut ChaCha8Rng) -> Res
 /// Builds the benchmark model on `device`: random base (NF4-quantized when asked, LM head
 /// dense), LoRA R / alpha on q, k, v, o, gate, up, down (A Kaiming-uniform, B zero, as PEFT).
 pub fn build_model(opts: &BenchOptions, device: &Device) -> Result<(DecoderLm, LoraSet)> {
-    let config = opts.shape.config()?;
+    let mut config = opts.shape.config()?;
+    if let Some(l) = opts.layers {
+        config.num_layers = l;
+    }
     let weights = random_weights(&config, opts.dtype, device, opts.seed)?;
     let mut model = DecoderLm::load(&config, &weights).map_err(Error::model)?;
     drop(weights);
@@ -551,6 +571,7 @@ mod tests {
             dtype: DType::F32,
             seed: 7,
             memory_limit_gib: None,
+            layers: None,
         }
     }
 
@@ -623,5 +644,21 @@ mod tests {
         opts.seq = 1;
         let err = run(&opts, &Device::Cpu, &mut |_, _, _| {}).unwrap_err();
         assert!(err.to_string().contains("seq"), "{err}");
+        let mut opts = tiny_opts(BenchQuant::None);
+        opts.layers = Some(31);
+        let err = run(&opts, &Device::Cpu, &mut |_, _, _| {}).unwrap_err();
+        assert!(err.to_string().contains("layers"), "{err}");
+        assert!(err.to_string().contains("1..=30"), "{err}");
+    }
+
+    #[test]
+    fn a_layer_override_builds_that_many_layers() {
+        let mut opts = tiny_opts(BenchQuant::None);
+        opts.layers = Some(2);
+        let (model, lora) = build_model(&opts, &Device::Cpu).unwrap();
+        assert_eq!(model.config().num_layers, 2);
+        let r = 4;
+        let per_layer = r * ((576 + 576) + 2 * (576 + 192) + (576 + 576) + 3 * (576 + 1536));
+        assert_eq!(lora.num_params(), 2 * per_layer);
     }
 }
