@@ -71,8 +71,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// The fused-path switches from the environment: `MEDTUNE_UNFUSED=op,op,…|all` (ablations) and
-/// `MEDTUNE_FUSED_CPU=1` (fused CPU implementations on the CPU).
+/// The fused-path switches from the environment: `MEDTUNE_UNFUSED=op,op,…|all` (ablations),
+/// `MEDTUNE_FUSED_CPU=1` (fused CPU implementations on the CPU) and `MEDTUNE_KEEP_WEIGHTS=1`
+/// (the recompute keeps dequantized weights for the backward: faster, more memory).
 fn configure_fused() -> anyhow::Result<()> {
     let unfused = std::env::var("MEDTUNE_UNFUSED")
         .unwrap_or_default()
@@ -81,8 +82,13 @@ fn configure_fused() -> anyhow::Result<()> {
         .filter(|s| !s.is_empty())
         .collect();
     let on_cpu = std::env::var("MEDTUNE_FUSED_CPU").is_ok_and(|v| v == "1");
-    medtune_model::fused::configure(medtune_model::fused::FusedSettings { unfused, on_cpu })
-        .map_err(|e| anyhow::anyhow!("MEDTUNE_UNFUSED / MEDTUNE_FUSED_CPU: {e}"))
+    let keep_weights = std::env::var("MEDTUNE_KEEP_WEIGHTS").is_ok_and(|v| v == "1");
+    medtune_model::fused::configure(medtune_model::fused::FusedSettings {
+        unfused,
+        on_cpu,
+        keep_weights,
+    })
+    .map_err(|e| anyhow::anyhow!("MEDTUNE_UNFUSED / MEDTUNE_FUSED_CPU: {e}"))
 }
 
 fn main() -> ExitCode {

@@ -27,11 +27,12 @@ use candle_core::{DType, Result, Tensor};
 /// (a LoRA tensor, its gradient in f32), in the order the layer produced them.
 pub(crate) type VarGrads = Vec<(Tensor, Tensor)>;
 
-/// What the backward of one linear layer reads: the layer (its weight is dequantized again
-/// there rather than kept: one NF4 layer's dense weights are the largest saved tensors), and
-/// for LoRA the adapter with its (dropped-out) input, low-rank product and cast matrices.
+/// What the backward of one linear layer reads: the layer, its dense weight when the
+/// recompute kept it (`w`; else the backward dequantizes it again), and for LoRA the adapter
+/// with its (dropped-out) input, low-rank product and cast matrices.
 struct LinSaved<'a> {
     linear: &'a Linear,
+    w: Option<Tensor>,
     lora: Option<LoraSaved<'a>>,
 }
 
@@ -92,12 +93,24 @@ fn dense(l: &Linear, dt: DType) -> Result<Tensor> {
         .detach())
 }
 
-fn lin_fwd<'a>(l: &'a Linear, x: &Tensor, output: bool) -> Result<(Option<Tensor>, LinSaved<'a>)> {
+/// With `keep_w` the dense weight of the product is kept for the backward (one NF4
+/// dequantization per weight less, for the memory of the layer's dense weights).
+fn lin_fwd<'a>(
+    l: &'a Linear,
+    x: &Tensor,
+    output: bool,
+    keep_w: bool,
+) -> Result<(Option<Tensor>, LinSaved<'a>)> {
     let dt = x.dtype();
+    let mut kept = None;
     let mut y = if output {
-        let mut y = x.matmul(&dense(l, dt)?.t()?)?;
+        let w = dense(l, dt)?;
+        let mut y = x.matmul(&w.t()?)?;
         if let Some(bias) = l.bias() {
             y = y.broadcast_add(bias)?;
+        }
+        if keep_w {
+            kept = Some(w);
         }
         Some(y)
     } else {
@@ -127,13 +140,23 @@ fn lin_fwd<'a>(l: &'a Linear, x: &Tensor, output: bool) -> Result<(Option<Tensor
             })
         }
     };
-    Ok((y, LinSaved { linear: l, lora }))
+    Ok((
+        y,
+        LinSaved {
+            linear: l,
+            w: kept,
+            lora,
+        },
+    ))
 }
 
 /// Backward of a linear layer: `acc` + dx [N, in] from dy [N, out] (`acc`, when given, is
 /// consumed and accumulated into); LoRA gradients go to `grads`.
 fn lin_bwd(s: &LinSaved, dy: &Tensor, acc: Option<Tensor>, grads: &mut VarGrads) -> Result<Tensor> {
-    let w = dense(s.linear, dy.dtype())?;
+    let w = match &s.w {
+        Some(w) => w.clone(),
+        None => dense(s.linear, dy.dtype())?,
+    };
     let mut dx = match acc {
         None => dy.matmul(&w)?,
         Some(acc) => fused::addmm(acc, dy, &w, 1.0)?,
@@ -228,20 +251,23 @@ struct Saved<'a> {
 
 /// The layer forward without autograd. `for_backward`: skip the down projection's output and
 /// return `None` for y (the backward has its gradient); else y [B, T, C].
+/// `keep`: keep the dense weights for the backward (only with `for_backward`).
 fn forward<'a>(
     p: &Parts<'a>,
     x: &Tensor,
     ctx: &LayerContext,
     for_backward: bool,
+    keep: bool,
 ) -> Result<(Option<Tensor>, Saved<'a>)> {
     let (b, t, c, h, hkv, d) = p.dims;
     let (n, rep) = (b * t, h / hkv);
     let scale = 1.0 / (d as f64).sqrt();
     let x = x.detach().reshape((n, c))?;
+    let keep = for_backward && keep;
     let h1 = fused::rms_norm(&x, &p.w1, p.eps1)?;
-    let (q, sq) = lin_fwd(p.q, &h1, true)?;
-    let (k, sk) = lin_fwd(p.k, &h1, true)?;
-    let (v, sv) = lin_fwd(p.v, &h1, true)?;
+    let (q, sq) = lin_fwd(p.q, &h1, true, keep)?;
+    let (k, sk) = lin_fwd(p.k, &h1, true, keep)?;
+    let (v, sv) = lin_fwd(p.v, &h1, true, keep)?;
     let (q, k, v) = (
         q.ok_or_else(|| err("q"))?,
         k.ok_or_else(|| err("k"))?,
@@ -250,7 +276,7 @@ fn forward<'a>(
     // [N, heads·D] → [B, heads, T, D]
     let q = fused::rope(&q.reshape((b, t, h, d))?.transpose(1, 2)?, p.cos, p.sin)?;
     let k = fused::rope(&k.reshape((b, t, hkv, d))?.transpose(1, 2)?, p.cos, p.sin)?;
-    let v = v.reshape((b, t, hkv, d))?.transpose(1, 2)?.contiguous()?;
+    let v = fused::contiguous(&v.reshape((b, t, hkv, d))?.transpose(1, 2)?)?;
     // Query heads sharing a KV head stacked in time: [B, H_kv, rep·T, D].
     let qr = q.reshape((b, hkv, rep * t, d))?;
     let s = k.dim(2)?;
@@ -260,17 +286,16 @@ fn forward<'a>(
     let attn = probs
         .reshape((b, hkv, rep * t, s))?
         .matmul(&v)?
-        .reshape((b, h, t, d))?
-        .transpose(1, 2)?
-        .reshape((n, h * d))?;
-    let (o, so) = lin_fwd(p.o, &attn, true)?;
+        .reshape((b, h, t, d))?;
+    let attn = fused::contiguous(&attn.transpose(1, 2)?)?.reshape((n, h * d))?;
+    let (o, so) = lin_fwd(p.o, &attn, true, keep)?;
     let x2 = (&x + o.ok_or_else(|| err("o"))?)?;
     let h2 = fused::rms_norm(&x2, &p.w2, p.eps2)?;
-    let (g, sg) = lin_fwd(p.gate, &h2, true)?;
-    let (u, su) = lin_fwd(p.up, &h2, true)?;
+    let (g, sg) = lin_fwd(p.gate, &h2, true, keep)?;
+    let (u, su) = lin_fwd(p.up, &h2, true, keep)?;
     let (g, u) = (g.ok_or_else(|| err("gate"))?, u.ok_or_else(|| err("up"))?);
     let m = fused::swiglu(&g, &u)?;
-    let (dn, sd) = lin_fwd(p.down, &m, !for_backward)?;
+    let (dn, sd) = lin_fwd(p.down, &m, !for_backward, keep)?;
     let y = match dn {
         Some(dn) => Some((&x2 + dn)?.reshape((b, t, c))?),
         None => None,
@@ -293,7 +318,7 @@ fn forward<'a>(
 /// first pass of layer-wise recompute. The caller checks [`supported`] first.
 pub(crate) fn block_forward(block: &Block, x: &Tensor, ctx: &LayerContext) -> Result<Tensor> {
     let p = parts(block, x, ctx)?;
-    forward(&p, x, ctx, false)?
+    forward(&p, x, ctx, false, false)?
         .0
         .ok_or_else(|| err("forward produced no output"))
 }
@@ -307,11 +332,22 @@ pub(crate) fn block_backward(
     dy: &Tensor,
     ctx: &LayerContext,
 ) -> Result<(Tensor, VarGrads)> {
+    block_backward_with(block, x, dy, ctx, fused::keep_weights())
+}
+
+/// [`block_backward`] with the choice of [`fused::FusedSettings::keep_weights`] made here.
+fn block_backward_with(
+    block: &Block,
+    x: &Tensor,
+    dy: &Tensor,
+    ctx: &LayerContext,
+    keep_weights: bool,
+) -> Result<(Tensor, VarGrads)> {
     let p = parts(block, x, ctx)?;
     let (b, t, c, h, hkv, d) = p.dims;
     let (n, rep) = (b * t, h / hkv);
     let scale = 1.0 / (d as f64).sqrt();
-    let (_, sv) = forward(&p, x, ctx, true)?;
+    let (_, sv) = forward(&p, x, ctx, true, keep_weights)?;
     // Taken apart so that each saved tensor is freed right after its last use.
     let Saved {
         x,
@@ -341,11 +377,12 @@ pub(crate) fn block_backward(
     let dattn = lin_bwd(&so, &dx2, None, &mut grads)?;
     drop(so);
     // [N, H·D] → [B, H, T, D] → [B, H_kv, rep·T, D]
-    let dout = dattn
-        .reshape((b, t, h, d))?
-        .transpose(1, 2)?
-        .contiguous()?
-        .reshape((b, hkv, rep * t, d))?;
+    let dout = fused::contiguous(&dattn.reshape((b, t, h, d))?.transpose(1, 2)?)?.reshape((
+        b,
+        hkv,
+        rep * t,
+        d,
+    ))?;
     drop(dattn);
     let pr = probs.reshape((b, hkv, rep * t, s))?;
     let dp = dout.matmul(&v.t()?)?; // [B, H_kv, rep·T, S]
@@ -361,13 +398,14 @@ pub(crate) fn block_backward(
     let dq = dscores.matmul(&k)?.reshape((b, h, t, d))?;
     let dk = dscores.t()?.matmul(&qr)?; // [B, H_kv, S, D]
     drop((dscores, k, qr));
-    let dq = fused::rope_bwd(&dq, p.cos, p.sin)?;
-    let dk = fused::rope_bwd(&dk, p.cos, p.sin)?;
-    // [B, heads, T, D] → [N, heads·D]
-    let rows = |z: Tensor, heads: usize| z.transpose(1, 2)?.reshape((n, heads * d));
-    let dh1 = lin_bwd(&sq, &rows(dq, h)?, None, &mut grads)?;
-    let dh1 = lin_bwd(&sk, &rows(dk, hkv)?, Some(dh1), &mut grads)?;
-    let dh1 = lin_bwd(&svv, &rows(dv, hkv)?, Some(dh1), &mut grads)?;
+    // [B, heads, T, D] → [B, T, heads, D] = [N, heads·D]: the RoPE gradients are written in
+    // that layout directly, dv is transposed.
+    let dq = fused::rope_bwd_rows(&dq, p.cos, p.sin)?.reshape((n, h * d))?;
+    let dk = fused::rope_bwd_rows(&dk, p.cos, p.sin)?.reshape((n, hkv * d))?;
+    let dv = fused::contiguous(&dv.transpose(1, 2)?)?.reshape((n, hkv * d))?;
+    let dh1 = lin_bwd(&sq, &dq, None, &mut grads)?;
+    let dh1 = lin_bwd(&sk, &dk, Some(dh1), &mut grads)?;
+    let dh1 = lin_bwd(&svv, &dv, Some(dh1), &mut grads)?;
     drop((sq, sk, svv));
     let dx = (dx2 + fused::rms_norm_bwd(&x, &p.w1, &dh1, p.eps1)?)?;
     if dx.track_op() {
@@ -455,6 +493,54 @@ mod tests {
     use super::*;
     use crate::loss::causal_lm_loss_sum;
     use candle_core::{Device, Var};
+
+    fn to_vec(t: &Tensor) -> Vec<f32> {
+        t.to_dtype(DType::F32)
+            .and_then(|t| t.flatten_all())
+            .and_then(|t| t.to_vec1())
+            .expect("values")
+    }
+
+    /// Keeping the recomputed forward's dense weights changes nothing but the memory: the
+    /// same dx and LoRA gradients, bit for bit, on an NF4 base with LoRA dropout.
+    #[test]
+    fn kept_weights_give_identical_gradients() -> crate::error::Result<()> {
+        let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../fixtures/hf-tiny/models/llama");
+        let mut m = crate::load(&dir, &crate::LoadOptions::default())?;
+        m.model.quantize_nf4(crate::nf4::Nf4Options::default())?;
+        let lora = crate::lora::LoraConfig {
+            r: 4,
+            lora_alpha: 8.0,
+            lora_dropout: 0.1,
+            init_lora_weights: false,
+            ..Default::default()
+        };
+        let set = crate::attach_lora(&mut m.model, &lora, 3)?;
+        set.set_train(true);
+        let model = &m.model;
+        let (b, t) = (2, 7);
+        let ids: Vec<u32> = (0..(b * t) as u32).map(|i| (i * 13) % 100).collect();
+        let ids = Tensor::from_vec(ids, (b, t), &Device::Cpu)?;
+        let (x, ctx) = model.prepare(&crate::decoder::ForwardInput::ids(&ids))?;
+        let layer = &model.layers()[0];
+        assert!(supported(layer, &ctx));
+        let c = model.config().hidden_size;
+        let dy = Tensor::from_vec(
+            crate::fused::sample_values(b * t * c, 9, 1.0),
+            (b, t, c),
+            &Device::Cpu,
+        )?;
+        let (dx0, g0) = block_backward_with(layer, &x, &dy, &ctx, false)?;
+        let (dx1, g1) = block_backward_with(layer, &x, &dy, &ctx, true)?;
+        assert_eq!(to_vec(&dx0), to_vec(&dx1));
+        assert_eq!(g0.len(), 14);
+        for ((va, ga), (vb, gb)) in g0.iter().zip(&g1) {
+            assert_eq!(va.id(), vb.id());
+            assert_eq!(to_vec(ga), to_vec(gb));
+        }
+        Ok(())
+    }
 
     /// The chunked head (chunks of 4 rows, the last one partial) against autograd through
     /// `head_logits` and the loss, on the Llama fixture with some ignored labels.

@@ -222,6 +222,9 @@ fn print_summary(r: &BenchReport) {
             r.fused_ops.join(", ")
         }
     );
+    if r.keep_weights {
+        println!("dense weights kept from the recompute for the backward (MEDTUNE_KEEP_WEIGHTS=1)");
+    }
     if let Ok(kib) = super::peak_rss_kib(std::process::id()) {
         println!("peak rss {:.0} MiB (whole process)", kib as f64 / 1024.0);
     }

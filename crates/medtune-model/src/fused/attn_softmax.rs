@@ -18,6 +18,54 @@ const CHUNK: usize = 8;
 /// 4×32×512×512 bf16), long ones with 128.
 const ATTN_MAX_THREADS: usize = 128;
 
+/// Longest rows of the warp-per-row kernels (32 lanes × up to 32 values in registers).
+const WARP_MAX_S: usize = 1024;
+
+/// Rows per block of the warp-per-row kernels (one warp each).
+#[cfg(feature = "cuda")]
+const WARP_ROWS: usize = 8;
+
+/// Values per lane of the warp kernel for rows of `s` (a power of two; `_w<K>` kernels).
+#[cfg(feature = "cuda")]
+fn warp_k(s: usize) -> usize {
+    s.div_ceil(32).next_power_of_two()
+}
+
+/// Launch of a warp-per-row kernel over `rows` rows.
+#[cfg(feature = "cuda")]
+fn warp_config(rows: usize) -> candle_core::cuda_backend::cudarc::driver::LaunchConfig {
+    candle_core::cuda_backend::cudarc::driver::LaunchConfig {
+        grid_dim: (rows.div_ceil(WARP_ROWS) as u32, 1, 1),
+        block_dim: (32 * WARP_ROWS as u32, 1, 1),
+        shared_mem_bytes: 0,
+    }
+}
+
+/// (max m, Σ exp(x − m)) of `n` ≤ [`WARP_MAX_S`] values as the warp kernels compute them: the
+/// max over everything, each of 32 lanes summing its values l, l + 32, … in order, then the
+/// lanes' sums added by the xor butterfly (offsets 16, 8, 4, 2, 1).
+fn warp_max_sum(n: usize, x: impl Fn(usize) -> f32) -> (f32, f32) {
+    const NEG: f32 = f32::NEG_INFINITY;
+    let m = (0..n).map(&x).fold(NEG, f32::max);
+    let mut lanes: [f32; 32] = std::array::from_fn(|l| {
+        (l..n)
+            .step_by(32)
+            .map(|i| {
+                let v = x(i);
+                if v == NEG {
+                    0.0
+                } else {
+                    (v - m).exp()
+                }
+            })
+            .sum()
+    });
+    for o in [16, 8, 4, 2, 1] {
+        lanes = std::array::from_fn(|l| lanes[l] + lanes[l ^ o]);
+    }
+    (m, lanes[0])
+}
+
 /// Threads per block (one block per row of `n`): a power of two from 32 to `max`, about one per
 /// [`CHUNK`] elements.
 pub(super) fn block_threads(n: usize, max: usize) -> usize {
@@ -161,7 +209,11 @@ impl CustomOp2 for AttnSoftmax {
             let br = &bias[(b * t + row % t) * s..][..s];
             let xr = &x[row * s..][..s];
             let z = |i: usize| xr[i] * self.scale + br[i];
-            let (m, sum) = online_max_sum(s, block_threads(s, ATTN_MAX_THREADS), z);
+            let (m, sum) = if s <= WARP_MAX_S {
+                warp_max_sum(s, z)
+            } else {
+                online_max_sum(s, block_threads(s, ATTN_MAX_THREADS), z)
+            };
             y.extend((0..s).map(|i| (z(i) - m).exp() / sum));
         }
         Ok((cpu_store(y, xs.dtype())?, xl.shape().clone()))
@@ -175,19 +227,25 @@ impl CustomOp2 for AttnSoftmax {
         bs: &candle_core::CudaStorage,
         bl: &Layout,
     ) -> Result<(candle_core::CudaStorage, Shape)> {
-        use super::cuda::{launch, rows, suffix, view, ATTN_SOFTMAX};
+        use super::cuda::{alloc_uninit, launch, rows, suffix, view, ATTN_SOFTMAX};
         use half::bf16;
         let dev = xs.device().clone();
         let (r, t, s) = dims_of(xl)?;
-        let name = format!("attn_softmax_fwd_{}", suffix(xs.dtype())?);
+        let sfx = suffix(xs.dtype())?;
         let (si, hi, ti) = (s as i32, self.heads as i32, t as i32);
-        let (bi, scale) = (i32::from(batched(bl)), self.scale);
+        let (bi, scale, ru) = (i32::from(batched(bl)), self.scale, r as u32);
         macro_rules! go {
             ($t:ty) => {{
                 let x = view::<$t>(xs, xl, "attn_softmax scores")?;
                 let bias = view::<f32>(bs, bl, "attn_softmax bias")?;
-                let y = dev.alloc_zeros::<$t>(r * s)?;
-                launch!(dev, ATTN_SOFTMAX, &name, rows(r, block_threads(s, ATTN_MAX_THREADS) as u32); &x, &bias, &y, &si, &hi, &ti, &bi, &scale);
+                let y = alloc_uninit::<$t>(&dev, r * s)?;
+                if r * s > 0 && s <= WARP_MAX_S {
+                    let name = format!("attn_softmax_fwd_w{}_{sfx}", warp_k(s));
+                    launch!(dev, ATTN_SOFTMAX, &name, warp_config(r); &x, &bias, &y, &si, &hi, &ti, &bi, &scale, &ru);
+                } else if r * s > 0 {
+                    let name = format!("attn_softmax_fwd_{sfx}");
+                    launch!(dev, ATTN_SOFTMAX, &name, rows(r, block_threads(s, ATTN_MAX_THREADS) as u32); &x, &bias, &y, &si, &hi, &ti, &bi, &scale);
+                }
                 candle_core::CudaStorage::wrap_cuda_slice(y, dev.clone())
             }};
         }
@@ -240,18 +298,24 @@ impl CustomOp2 for AttnSoftmaxBwd {
         gs: &candle_core::CudaStorage,
         gl: &Layout,
     ) -> Result<(candle_core::CudaStorage, Shape)> {
-        use super::cuda::{launch, rows, suffix, view, ATTN_SOFTMAX};
+        use super::cuda::{alloc_uninit, launch, rows, suffix, view, ATTN_SOFTMAX};
         use half::bf16;
         let dev = ps.device().clone();
         let (r, _, s) = dims_of(pl)?;
-        let name = format!("attn_softmax_bwd_{}", suffix(ps.dtype())?);
-        let (si, scale) = (s as i32, self.scale);
+        let sfx = suffix(ps.dtype())?;
+        let (si, scale, ru) = (s as i32, self.scale, r as u32);
         macro_rules! go {
             ($t:ty) => {{
                 let p = view::<$t>(ps, pl, "attn_softmax output")?;
                 let dp = view::<$t>(gs, gl, "attn_softmax gradient")?;
-                let ds = dev.alloc_zeros::<$t>(r * s)?;
-                launch!(dev, ATTN_SOFTMAX, &name, rows(r, block_threads(s, ATTN_MAX_THREADS) as u32); &p, &dp, &ds, &si, &scale);
+                let ds = alloc_uninit::<$t>(&dev, r * s)?;
+                if r * s > 0 && s <= WARP_MAX_S {
+                    let name = format!("attn_softmax_bwd_w{}_{sfx}", warp_k(s));
+                    launch!(dev, ATTN_SOFTMAX, &name, warp_config(r); &p, &dp, &ds, &si, &scale, &ru);
+                } else if r * s > 0 {
+                    let name = format!("attn_softmax_bwd_{sfx}");
+                    launch!(dev, ATTN_SOFTMAX, &name, rows(r, block_threads(s, ATTN_MAX_THREADS) as u32); &p, &dp, &ds, &si, &scale);
+                }
                 candle_core::CudaStorage::wrap_cuda_slice(ds, dev.clone())
             }};
         }

@@ -125,6 +125,12 @@ pub fn self_check(dev: &Device, dt: DType) -> Result<Vec<Check>> {
     }
     let bias = Tensor::from_vec(bias, (b, 1, t, t), dev)?;
     let scale = 0.125;
+    let softmax_composed = |t: &[Tensor]| -> Result<Tensor> {
+        let s = (&t[0] * scale)?
+            .to_dtype(DType::F32)?
+            .broadcast_add(&t[1])?;
+        crate::attention::softmax_last_dim(&s)?.to_dtype(dt)
+    };
     compare(
         &mut out,
         "attn_softmax",
@@ -132,12 +138,30 @@ pub fn self_check(dev: &Device, dt: DType) -> Result<Vec<Check>> {
         &[scores, bias],
         &[(0, "d_scores")],
         &|t| super::attn_softmax(&t[0], &t[1], scale),
-        &|t| {
-            let s = (&t[0] * scale)?
-                .to_dtype(DType::F32)?
-                .broadcast_add(&t[1])?;
-            crate::attention::softmax_last_dim(&s)?.to_dtype(dt)
-        },
+        &softmax_composed,
+    )?;
+
+    // Rows longer than the warp kernels take (S > 1,024): the block-per-row kernels.
+    let (t_long, s_long) = (3, 1100);
+    let scores = input(&[1, 2, t_long, s_long], 19, 4.0, dev, dt)?;
+    let bias: Vec<f32> = (0..t_long * s_long)
+        .map(|i| {
+            if i % s_long > 1000 + i / s_long {
+                crate::mask::MASKED
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    let bias = Tensor::from_vec(bias, (1, 1, t_long, s_long), dev)?;
+    compare(
+        &mut out,
+        "attn_softmax (long rows)",
+        tol,
+        &[scores, bias],
+        &[(0, "d_scores")],
+        &|t| super::attn_softmax(&t[0], &t[1], scale),
+        &softmax_composed,
     )?;
 
     // Cross-entropy: 33 rows over 1,000 classes, every third row ignored.
@@ -174,6 +198,19 @@ pub fn self_check(dev: &Device, dt: DType) -> Result<Vec<Check>> {
     compare(
         &mut out,
         "swiglu",
+        tol,
+        &[gate, up],
+        &[(0, "d_gate"), (1, "d_up")],
+        &|t| super::swiglu(&t[0], &t[1]),
+        &|t| t[0].silu()? * &t[1],
+    )?;
+
+    // SwiGLU in 16-byte packs (the column count a multiple of 8): [5, 3, 264].
+    let gate = input(&[5, 3, 264], 20, 4.0, dev, dt)?;
+    let up = input(&[5, 3, 264], 21, 2.0, dev, dt)?;
+    compare(
+        &mut out,
+        "swiglu (packs)",
         tol,
         &[gate, up],
         &[(0, "d_gate"), (1, "d_up")],
@@ -246,6 +283,47 @@ pub fn self_check(dev: &Device, dt: DType) -> Result<Vec<Check>> {
         &|t| super::rope(&t[0], &t[1], &t[2]),
         &rope_composed,
     )?;
+
+    // The RoPE gradient written in [B, T, H, D] (the layer backward's layout) against the
+    // gradient in [B, H, T, D] transposed: must be identical.
+    let dy = input(&[b, h, t, d], 22, 2.0, dev, dt)?;
+    let cos = rope_table(b, t, r, dev, dt, true)?;
+    let sin = rope_table(b, t, r, dev, dt, false)?;
+    out.push(Check {
+        what: "rope gradient in row layout (exact)".into(),
+        rel: rel(
+            &super::rope_bwd_rows(&dy, &cos, &sin)?,
+            &super::rope::rope_bwd(&dy, &cos, &sin)?
+                .transpose(1, 2)?
+                .contiguous()?,
+        )?,
+        tol: 0.0,
+    });
+
+    // Strided-to-contiguous copies (exact): the head transposes of attention in 16-byte units
+    // (D = 24), a row length that allows only 2-byte units (D = 5), and a narrowed view.
+    for (what, x) in [
+        (
+            "16-byte units",
+            input(&[2, 9, 3, 24], 23, 1.0, dev, dt)?.transpose(1, 2)?,
+        ),
+        (
+            "odd rows",
+            input(&[2, 9, 3, 5], 24, 1.0, dev, dt)?.transpose(1, 2)?,
+        ),
+        (
+            "narrowed",
+            input(&[2, 9, 4, 24], 25, 1.0, dev, dt)?
+                .narrow(2, 1, 3)?
+                .transpose(1, 2)?,
+        ),
+    ] {
+        out.push(Check {
+            what: format!("contiguous copy, {what} (exact)"),
+            rel: rel(&super::contiguous(&x)?, &x.contiguous()?)?,
+            tol: 0.0,
+        });
+    }
 
     // Dropout: the fused mask against the composed one, p = 0.1, 3 × 1,001 elements.
     let x = input(&[3, 1001], 12, 2.0, dev, dt)?;

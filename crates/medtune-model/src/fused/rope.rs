@@ -31,11 +31,28 @@ pub fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
     Geometry::new(x.layout(), cos.layout(), sin.layout())?;
     let cos = cos.to_dtype(dtype)?.contiguous()?;
     let sin = sin.to_dtype(dtype)?.contiguous()?;
-    x.apply_op3(&cos, &sin, Rope { bwd: false })
+    x.apply_op3(
+        &cos,
+        &sin,
+        Rope {
+            bwd: false,
+            rows_out: false,
+        },
+    )
 }
 
-/// The input gradient of [`rope`] for `dy` [B, H, T, D] (for the hand-written layer backward).
+/// The input gradient of [`rope`] for `dy` [B, H, T, D] (its autograd backward).
 pub(crate) fn rope_bwd(dy: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+    rope_grad(dy, cos, sin, false)
+}
+
+/// The input gradient of [`rope`] for `dy` [B, H, T, D], written as [B, T, H, D]: the layout
+/// of the q/k projection outputs, so that the hand-written backward needs no transpose.
+pub(crate) fn rope_bwd_rows(dy: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+    rope_grad(dy, cos, sin, true)
+}
+
+fn rope_grad(dy: &Tensor, cos: &Tensor, sin: &Tensor, rows_out: bool) -> Result<Tensor> {
     let dtype = dy.dtype();
     let dy = if dy.stride()[3] != 1 {
         dy.contiguous()?
@@ -45,12 +62,33 @@ pub(crate) fn rope_bwd(dy: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor
     Geometry::new(dy.layout(), cos.layout(), sin.layout())?;
     let cos = cos.to_dtype(dtype)?.contiguous()?;
     let sin = sin.to_dtype(dtype)?.contiguous()?;
-    dy.apply_op3_no_bwd(&cos, &sin, &Rope { bwd: true })
+    dy.apply_op3_no_bwd(
+        &cos,
+        &sin,
+        &Rope {
+            bwd: true,
+            rows_out,
+        },
+    )
 }
 
-/// Forward (`bwd: false`, input x) or gradient (`bwd: true`, input dy) rotation.
+/// Forward (`bwd: false`, input x) or gradient (`bwd: true`, input dy) rotation; the output
+/// is [B, H, T, D], or [B, T, H, D] with `rows_out`.
 struct Rope {
     bwd: bool,
+    rows_out: bool,
+}
+
+impl Rope {
+    /// Output strides over (B, H, T) and the output shape.
+    fn output(&self, geo: &Geometry) -> ((usize, usize, usize), Shape) {
+        let (b, h, t, d) = (geo.b, geo.h, geo.t, geo.d);
+        if self.rows_out {
+            ((t * h * d, d, h * d), Shape::from((b, t, h, d)))
+        } else {
+            ((h * t * d, t * d, d), Shape::from((b, h, t, d)))
+        }
+    }
 }
 
 /// Sizes of the problem: x [b, h, t, d] with strides (sb, sh, st, 1), tables [cb, 1, t, r].
@@ -149,11 +187,15 @@ fn cpu_rotate(
     sin: &[f32],
     geo: Geometry,
     bwd: bool,
+    out: (usize, usize, usize),
     dt: DType,
 ) -> Vec<f32> {
     let half = geo.r / 2;
     let mut y = vec![0f32; geo.rows() * geo.d];
-    for (row, yr) in y.chunks_mut(geo.d.max(1)).enumerate().take(geo.rows()) {
+    for row in 0..geo.rows() {
+        let (t, bh) = (row % geo.t, row / geo.t);
+        let o = (bh / geo.h) * out.0 + (bh % geo.h) * out.1 + t * out.2;
+        let yr = &mut y[o..o + geo.d];
         let xr = &x[geo.x_row(row)..];
         let c = geo.table_row(row);
         let (cr, sr) = (&cos[c..c + geo.r], &sin[c..c + geo.r]);
@@ -175,6 +217,7 @@ fn cpu_rotate(
 }
 
 #[cfg(feature = "cuda")]
+#[allow(clippy::too_many_arguments)]
 fn cuda_rotate(
     xs: &candle_core::CudaStorage,
     xl: &Layout,
@@ -183,8 +226,10 @@ fn cuda_rotate(
     ss: &candle_core::CudaStorage,
     sl: &Layout,
     bwd: bool,
+    out: (usize, usize, usize),
 ) -> Result<candle_core::CudaStorage> {
-    use super::cuda::{launch, rows, suffix, view, ROPE};
+    use super::cuda::{alloc_uninit, launch, suffix, view, ROPE};
+    use candle_core::cuda_backend::cudarc::driver::LaunchConfig;
     use half::bf16;
     let geo = Geometry::new(xl, cl, sl)?;
     if geo.rows() > i32::MAX as usize || geo.d > i32::MAX as usize {
@@ -193,7 +238,9 @@ fn cuda_rotate(
     let dev = xs.device().clone();
     let name = format!("rope_{}", suffix(xs.dtype())?);
     let work = geo.r / 2 + (geo.d - geo.r);
+    // One warp-multiple of threads per row, several rows per block (about 256 threads).
     let threads = (work.div_ceil(32) * 32).clamp(32, 256) as u32;
+    let per_block = (256 / threads).max(1);
     let (h, t, d, r, cb) = (
         geo.h as u32,
         geo.t as u32,
@@ -202,17 +249,23 @@ fn cuda_rotate(
         geo.cb as u32,
     );
     let (sb, sh, st) = (geo.sb as u64, geo.sh as u64, geo.st as u64);
+    let (ob, oh, ot) = (out.0 as u64, out.1 as u64, out.2 as u64);
     let (flag, nrows) = (bwd as i32, geo.rows() as u32);
     macro_rules! go {
         ($t:ty) => {{
-            let y = dev.alloc_zeros::<$t>(geo.rows() * geo.d)?;
+            let y = alloc_uninit::<$t>(&dev, geo.rows() * geo.d)?;
             if geo.rows() > 0 && geo.d > 0 {
                 let x = xs.as_cuda_slice::<$t>()?.slice(xl.start_offset()..);
                 let c = view::<$t>(cs, cl, "rope cos")?;
                 let s = view::<$t>(ss, sl, "rope sin")?;
-                let cfg = rows(geo.rows(), threads);
+                let blocks = (geo.rows() as u32).div_ceil(per_block).min(1 << 20);
+                let cfg = LaunchConfig {
+                    grid_dim: (blocks, 1, 1),
+                    block_dim: (threads, per_block, 1),
+                    shared_mem_bytes: 0,
+                };
                 launch!(dev, ROPE, &name, cfg;
-                    &x, &c, &s, &y, &h, &t, &d, &r, &sb, &sh, &st, &cb, &flag, &nrows);
+                    &x, &c, &s, &y, &h, &t, &d, &r, &sb, &sh, &st, &ob, &oh, &ot, &cb, &flag, &nrows);
             }
             candle_core::CudaStorage::wrap_cuda_slice(y, dev.clone())
         }};
@@ -253,8 +306,9 @@ impl CustomOp3 for Rope {
         let x = cpu_strided_f32(xs, xl)?;
         let cos = cpu_f32(cs, cl, "rope cos")?;
         let sin = cpu_f32(ss, sl, "rope sin")?;
-        let y = cpu_rotate(&x, &cos, &sin, geo, self.bwd, xs.dtype());
-        Ok((cpu_store(y, xs.dtype())?, xl.shape().clone()))
+        let (out, shape) = self.output(&geo);
+        let y = cpu_rotate(&x, &cos, &sin, geo, self.bwd, out, xs.dtype());
+        Ok((cpu_store(y, xs.dtype())?, shape))
     }
 
     #[cfg(feature = "cuda")]
@@ -268,8 +322,10 @@ impl CustomOp3 for Rope {
         sl: &Layout,
     ) -> Result<(candle_core::CudaStorage, Shape)> {
         same_dtypes(xs.dtype(), cs.dtype(), ss.dtype())?;
-        let y = cuda_rotate(xs, xl, cs, cl, ss, sl, self.bwd)?;
-        Ok((y, xl.shape().clone()))
+        let geo = Geometry::new(xl, cl, sl)?;
+        let (out, shape) = self.output(&geo);
+        let y = cuda_rotate(xs, xl, cs, cl, ss, sl, self.bwd, out)?;
+        Ok((y, shape))
     }
 
     fn bwd(
@@ -431,6 +487,26 @@ mod tests {
     fn matches_the_composed_rope_and_its_gradient() -> Result<()> {
         check(DType::F32, 1e-6)?;
         check(DType::BF16, 2e-2)
+    }
+
+    #[test]
+    fn the_row_layout_gradient_is_the_transposed_gradient() -> Result<()> {
+        let (b, h, t, d) = (2, 3, 7, 12);
+        let tables = hf_tables(8, &[(0u32..7).collect(), (3u32..10).collect()])?;
+        for dt in [DType::F32, DType::BF16] {
+            let dy = Tensor::from_vec(values(b * h * t * d, 5, 2.0), (b, h, t, d), &Device::Cpu)?
+                .to_dtype(dt)?;
+            let (cos, sin) = (tables.0.to_dtype(dt)?, tables.1.to_dtype(dt)?);
+            let rows = rope_bwd_rows(&dy, &cos, &sin)?;
+            assert_eq!(rows.dims(), [b, t, h, d]);
+            let want = rope_bwd(&dy, &cos, &sin)?.transpose(1, 2)?.contiguous()?;
+            let (a, w): (Vec<f32>, Vec<f32>) = (
+                rows.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?,
+                want.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?,
+            );
+            assert_eq!(a, w, "{dt:?}");
+        }
+        Ok(())
     }
 
     #[test]

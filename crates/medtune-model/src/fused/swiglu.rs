@@ -165,7 +165,7 @@ fn check_grad(dy: &Tensor, shape: &Shape, dtype: DType) -> Result<Tensor> {
 mod gpu {
     //! Launches of `kernels/swiglu.cu`.
     use super::Geometry;
-    use crate::fused::cuda::{launch, suffix, view, SWIGLU};
+    use crate::fused::cuda::{alloc_uninit, launch, suffix, view, SWIGLU};
     use candle_core::backend::BackendStorage;
     use candle_core::cuda_backend::cudarc::driver::LaunchConfig;
     use candle_core::{CudaStorage, DType, Layout, Result};
@@ -184,6 +184,46 @@ mod gpu {
         }
     }
 
+    /// Whether the 16-byte kernels (`_vec`) apply: every column count, stride and offset
+    /// (including the inputs' start offsets) a multiple of one pack of `dtype`.
+    fn packs(geo: Geometry, dtype: DType, starts: &[usize]) -> Option<usize> {
+        let n = 16 / dtype.size_in_bytes();
+        [
+            geo.cols,
+            geo.in_stride,
+            geo.out_stride,
+            geo.up_off,
+            geo.du_off,
+        ]
+        .iter()
+        .chain(starts)
+        .all(|v| v % n == 0)
+        .then_some(n)
+    }
+
+    /// 256 threads per block, one pack each (grid-stride).
+    fn vec_config(geo: Geometry, n: usize) -> LaunchConfig {
+        LaunchConfig {
+            grid_dim: ((geo.outputs() / n).div_ceil(256).min(1 << 20) as u32, 1, 1),
+            block_dim: (256, 1, 1),
+            shared_mem_bytes: 0,
+        }
+    }
+
+    /// The kernel name and launch shape: the 16-byte kernel when it applies.
+    fn pick(
+        base: &str,
+        geo: Geometry,
+        dtype: DType,
+        starts: &[usize],
+    ) -> Result<(String, LaunchConfig)> {
+        let sfx = suffix(dtype)?;
+        Ok(match packs(geo, dtype, starts) {
+            Some(n) => (format!("{base}_vec_{sfx}"), vec_config(geo, n)),
+            None => (format!("{base}_{sfx}"), config(geo)),
+        })
+    }
+
     /// `u` is `None` for a packed input (up = g + up_off).
     pub fn fwd(
         gs: &CudaStorage,
@@ -193,18 +233,19 @@ mod gpu {
     ) -> Result<CudaStorage> {
         geo.check_32bit()?;
         let dev = gs.device().clone();
-        let name = format!("swiglu_fwd_{}", suffix(gs.dtype())?);
+        let starts = [gl.start_offset(), u.map_or(0, |(_, ul)| ul.start_offset())];
+        let (name, cfg) = pick("swiglu_fwd", geo, gs.dtype(), &starts)?;
         let (rows, cols, in_stride) = (geo.rows as u32, geo.cols as u32, geo.in_stride as u64);
         macro_rules! go {
             ($t:ty) => {{
-                let y = dev.alloc_zeros::<$t>(geo.outputs())?;
+                let y = alloc_uninit::<$t>(&dev, geo.outputs())?;
                 if geo.outputs() > 0 {
                     let g = view::<$t>(gs, gl, "swiglu gate")?;
                     let u = match u {
                         Some((us, ul)) => view::<$t>(us, ul, "swiglu up")?,
                         None => g.slice(geo.up_off..),
                     };
-                    launch!(dev, SWIGLU, &name, config(geo); &g, &u, &y, &rows, &cols, &in_stride);
+                    launch!(dev, SWIGLU, &name, cfg; &g, &u, &y, &rows, &cols, &in_stride);
                 }
                 CudaStorage::wrap_cuda_slice(y, dev.clone())
             }};
@@ -228,7 +269,12 @@ mod gpu {
     ) -> Result<CudaStorage> {
         geo.check_32bit()?;
         let dev = gs.device().clone();
-        let name = format!("swiglu_bwd_{}", suffix(gs.dtype())?);
+        let starts = [
+            gl.start_offset(),
+            u.map_or(0, |(_, ul)| ul.start_offset()),
+            dl.start_offset(),
+        ];
+        let (name, cfg) = pick("swiglu_bwd", geo, gs.dtype(), &starts)?;
         let (rows, cols) = (geo.rows as u32, geo.cols as u32);
         let (in_stride, out_stride, du_off) = (
             geo.in_stride as u64,
@@ -237,7 +283,7 @@ mod gpu {
         );
         macro_rules! go {
             ($t:ty) => {{
-                let out = dev.alloc_zeros::<$t>(len)?;
+                let out = alloc_uninit::<$t>(&dev, len)?;
                 if geo.outputs() > 0 {
                     let g = view::<$t>(gs, gl, "swiglu gate")?;
                     let u = match u {
@@ -245,7 +291,7 @@ mod gpu {
                         None => g.slice(geo.up_off..),
                     };
                     let dy = view::<$t>(ds, dl, "swiglu gradient")?;
-                    launch!(dev, SWIGLU, &name, config(geo);
+                    launch!(dev, SWIGLU, &name, cfg;
                         &g, &u, &dy, &out, &rows, &cols, &in_stride, &out_stride, &du_off);
                 }
                 CudaStorage::wrap_cuda_slice(out, dev.clone())

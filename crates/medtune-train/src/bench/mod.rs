@@ -261,6 +261,8 @@ pub struct BenchReport {
     pub held_bytes: Option<u64>,
     /// Fused kernels in use on this device (see `medtune_model::fused`; `MEDTUNE_UNFUSED`).
     pub fused_ops: Vec<String>,
+    /// Whether the recompute kept dense weights for the backward (`MEDTUNE_KEEP_WEIGHTS`).
+    pub keep_weights: bool,
 }
 
 impl BenchReport {
@@ -541,6 +543,7 @@ pub fn run(
             .into_iter()
             .map(String::from)
             .collect(),
+        keep_weights: medtune_model::fused::keep_weights(),
     })
 }
 
