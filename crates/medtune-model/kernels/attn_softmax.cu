@@ -42,7 +42,8 @@ __device__ void attn_bwd(const T* p, const T* dp, T* ds, int s_len, float scale)
 
 // One warp per row of at most 32 K keys; lane l holds keys l, l + 32, ... The row max is folded
 // first, then each lane sums its exponentials in key order and the warp adds the lanes' sums
-// (xor butterfly of warp_sum; `warp_max_sum` in src/fused/attn_softmax.rs mirrors this).
+// (xor butterfly of warp_sum; `warp_max_sum` in src/fused/attn_softmax.rs mirrors this). Each
+// exponential is computed once and kept; the output is e * (1 / sum).
 template <typename T, int K>
 __device__ void attn_fwd_warp(const T* scores, const float* bias, T* p, int s_len, int heads,
                               int t_len, int bias_batched, float scale, unsigned rows) {
@@ -65,12 +66,15 @@ __device__ void attn_fwd_warp(const T* scores, const float* bias, T* p, int s_le
     m = warp_max(m);
     float s = 0.f;
 #pragma unroll
-    for (int k = 0; k < K; k++) s += v[k] == -INFINITY ? 0.f : expf(v[k] - m);
-    s = warp_sum(s);
+    for (int k = 0; k < K; k++) {
+        v[k] = v[k] == -INFINITY ? 0.f : expf(v[k] - m);
+        s += v[k];
+    }
+    float inv = 1.f / warp_sum(s);
 #pragma unroll
     for (int k = 0; k < K; k++) {
         int i = lane + 32 * k;
-        if (i < s_len) y[i] = from_f<T>(expf(v[k] - m) / s);
+        if (i < s_len) y[i] = from_f<T>(v[k] * inv);
     }
 }
 

@@ -14,6 +14,14 @@ template <typename T> __device__ __forceinline__ T from_f(float x);
 template <> __device__ __forceinline__ float from_f<float>(float x) { return x; }
 template <> __device__ __forceinline__ bf16 from_f<bf16>(float x) { return __float2bfloat16_rn(x); }
 
+// 16 bytes at p (16-byte aligned): a pack of 16 / sizeof(T) values, read through a T pointer.
+template <typename T> __device__ __forceinline__ uint4 load16(const T* p) {
+    return *reinterpret_cast<const uint4*>(p);
+}
+template <typename T> __device__ __forceinline__ void store16(T* p, uint4 v) {
+    *reinterpret_cast<uint4*>(p) = v;
+}
+
 // Rounds through T (identity for f32): mirrors "compute in f32, store in the model dtype".
 template <typename T> __device__ __forceinline__ float round_to(float x) { return to_f(from_f<T>(x)); }
 

@@ -44,11 +44,6 @@ __device__ void swiglu_bwd(const T* g, const T* u, const T* dy, T* out, unsigned
 // 4 f32 per load), for cols, in_stride, out_stride, du_off and every start offset multiples of
 // N (the host checks); one grid-stride loop over rows * cols / N packs.
 template <typename T>
-__device__ __forceinline__ uint4 load16(const T* p) {
-    return *reinterpret_cast<const uint4*>(p);
-}
-
-template <typename T>
 __device__ void swiglu_fwd_vec(const T* g, const T* u, T* y, unsigned rows, unsigned cols,
                                unsigned long long in_stride) {
     constexpr unsigned N = 16 / sizeof(T);

@@ -170,7 +170,7 @@ fn lin_bwd(s: &LinSaved, dy: &Tensor, acc: Option<Tensor>, grads: &mut VarGrads)
         let da = dxa.t()?.matmul(&l.xd)?; // [R, in]
         dx = if l.dropped {
             // dropout is x ⊙ mask: its input gradient is the same mask on the gradient.
-            (dx + l.adapter.dropout(&dxa.matmul(&l.a)?)?)?
+            fused::add(&dx, &l.adapter.dropout(&dxa.matmul(&l.a)?)?)?
         } else {
             fused::addmm(dx, &dxa, &l.a, 1.0)?
         };
@@ -289,7 +289,7 @@ fn forward<'a>(
         .reshape((b, h, t, d))?;
     let attn = fused::contiguous(&attn.transpose(1, 2)?)?.reshape((n, h * d))?;
     let (o, so) = lin_fwd(p.o, &attn, true, keep)?;
-    let x2 = (&x + o.ok_or_else(|| err("o"))?)?;
+    let x2 = fused::add(&x, &o.ok_or_else(|| err("o"))?)?;
     let h2 = fused::rms_norm(&x2, &p.w2, p.eps2)?;
     let (g, sg) = lin_fwd(p.gate, &h2, true, keep)?;
     let (u, su) = lin_fwd(p.up, &h2, true, keep)?;
@@ -297,7 +297,7 @@ fn forward<'a>(
     let m = fused::swiglu(&g, &u)?;
     let (dn, sd) = lin_fwd(p.down, &m, !for_backward, keep)?;
     let y = match dn {
-        Some(dn) => Some((&x2 + dn)?.reshape((b, t, c))?),
+        Some(dn) => Some(fused::add(&x2, &dn)?.reshape((b, t, c))?),
         None => None,
     };
     let saved = Saved {
@@ -372,7 +372,7 @@ fn block_backward_with(
     drop((sg, dg));
     let dh2 = lin_bwd(&su, &du, Some(dh2), &mut grads)?;
     drop((su, du));
-    let dx2 = (&dy + fused::rms_norm_bwd(&x2, &p.w2, &dh2, p.eps2)?)?;
+    let dx2 = fused::add(&dy, &fused::rms_norm_bwd(&x2, &p.w2, &dh2, p.eps2)?)?;
     drop((x2, dh2, dy));
     let dattn = lin_bwd(&so, &dx2, None, &mut grads)?;
     drop(so);
@@ -407,7 +407,7 @@ fn block_backward_with(
     let dh1 = lin_bwd(&sk, &dk, Some(dh1), &mut grads)?;
     let dh1 = lin_bwd(&svv, &dv, Some(dh1), &mut grads)?;
     drop((sq, sk, svv));
-    let dx = (dx2 + fused::rms_norm_bwd(&x, &p.w1, &dh1, p.eps1)?)?;
+    let dx = fused::add(&dx2, &fused::rms_norm_bwd(&x, &p.w1, &dh1, p.eps1)?)?;
     if dx.track_op() {
         // A graph here would keep every layer's tensors alive through the gradient chain.
         return Err(err("the input gradient carries an autograd graph"));

@@ -209,12 +209,22 @@ impl CustomOp2 for AttnSoftmax {
             let br = &bias[(b * t + row % t) * s..][..s];
             let xr = &x[row * s..][..s];
             let z = |i: usize| xr[i] * self.scale + br[i];
-            let (m, sum) = if s <= WARP_MAX_S {
-                warp_max_sum(s, z)
+            if s <= WARP_MAX_S {
+                // The warp kernels: each exponential once, times the reciprocal of the sum.
+                let (m, sum) = warp_max_sum(s, z);
+                let inv = 1.0 / sum;
+                y.extend((0..s).map(|i| {
+                    let v = z(i);
+                    if v == f32::NEG_INFINITY {
+                        0.0
+                    } else {
+                        (v - m).exp() * inv
+                    }
+                }));
             } else {
-                online_max_sum(s, block_threads(s, ATTN_MAX_THREADS), z)
-            };
-            y.extend((0..s).map(|i| (z(i) - m).exp() / sum));
+                let (m, sum) = online_max_sum(s, block_threads(s, ATTN_MAX_THREADS), z);
+                y.extend((0..s).map(|i| (z(i) - m).exp() / sum));
+            }
         }
         Ok((cpu_store(y, xs.dtype())?, xl.shape().clone()))
     }

@@ -91,24 +91,31 @@ pub fn self_check(dev: &Device, dt: DType) -> Result<Vec<Check>> {
     let tol = if dt == DType::F32 { 1e-5 } else { 2e-2 };
     let mut out = Vec::new();
 
-    // RMSNorm: 37 rows of 200.
-    let x = input(&[37, 200], 1, 2.0, dev, dt)?;
-    let w = input(&[200], 2, 1.5, dev, dt)?;
-    compare(
-        &mut out,
-        "rms_norm",
-        tol,
-        &[x, w],
-        &[(0, "dx")],
-        &|t| super::rms_norm(&t[0], &t[1], 1e-5),
-        &|t| {
-            let xf = t[0].to_dtype(DType::F32)?;
-            let ms = xf.sqr()?.mean_keepdim(D::Minus1)?;
-            xf.broadcast_div(&(ms + 1e-5)?.sqrt()?)?
-                .to_dtype(dt)?
-                .broadcast_mul(&t[1])
-        },
-    )?;
+    // RMSNorm: 37 rows of 200 (register-pack kernels on CUDA), of 203 (one element per step)
+    // and of 4,096 (two packs per thread in bf16).
+    for (n, what) in [
+        (200, "rms_norm"),
+        (203, "rms_norm (odd rows)"),
+        (4096, "rms_norm (long rows)"),
+    ] {
+        let x = input(&[37, n], 1, 2.0, dev, dt)?;
+        let w = input(&[n], 2, 1.5, dev, dt)?;
+        compare(
+            &mut out,
+            what,
+            tol,
+            &[x, w],
+            &[(0, "dx")],
+            &|t| super::rms_norm(&t[0], &t[1], 1e-5),
+            &|t| {
+                let xf = t[0].to_dtype(DType::F32)?;
+                let ms = xf.sqr()?.mean_keepdim(D::Minus1)?;
+                xf.broadcast_div(&(ms + 1e-5)?.sqrt()?)?
+                    .to_dtype(dt)?
+                    .broadcast_mul(&t[1])
+            },
+        )?;
+    }
 
     // Attention softmax: B=2, H=3, T=S=45, causal bias per batch row with padded keys.
     let (b, h, t) = (2, 3, 45);
@@ -324,6 +331,15 @@ pub fn self_check(dev: &Device, dt: DType) -> Result<Vec<Check>> {
             tol: 0.0,
         });
     }
+
+    // Residual add in 16-byte packs plus a tail (1,001 values): must equal candle's add.
+    let a = input(&[7, 143], 26, 3.0, dev, dt)?;
+    let b = input(&[7, 143], 27, 3.0, dev, dt)?;
+    out.push(Check {
+        what: "add, packs and tail (exact)".into(),
+        rel: rel(&super::add(&a, &b)?, &(&a + &b)?)?,
+        tol: 0.0,
+    });
 
     // Dropout: the fused mask against the composed one, p = 0.1, 3 × 1,001 elements.
     let x = input(&[3, 1001], 12, 2.0, dev, dt)?;

@@ -20,6 +20,7 @@ pub const NF4: (&str, &str) = ("medtune_nf4", ptx!("nf4"));
 pub const DROPOUT: (&str, &str) = ("medtune_dropout", ptx!("dropout"));
 pub const ADAMW: (&str, &str) = ("medtune_adamw", ptx!("adamw"));
 pub const LAYOUT: (&str, &str) = ("medtune_layout", ptx!("layout"));
+pub const ADD: (&str, &str) = ("medtune_add", ptx!("add"));
 
 /// Launches kernel `$name` of `$module` (a `(module name, PTX)` pair, loaded once per device)
 /// on `$dev`'s stream with the given argument references (device views, slices, scalars).

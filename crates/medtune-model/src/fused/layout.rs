@@ -133,30 +133,20 @@ impl CustomOp1 for Copy4 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fused::testing::{assert_same, sample};
     use candle_core::{DType, Device};
 
     #[test]
     fn the_gather_equals_candles_contiguous() -> Result<()> {
         for dt in [DType::F32, DType::BF16] {
-            let base = Tensor::from_vec(
-                super::super::sample_values(2 * 7 * 3 * 10, 3, 2.0),
-                (2, 7, 3, 10),
-                &Device::Cpu,
-            )?
-            .to_dtype(dt)?;
+            let base = sample(&[2, 7, 3, 10], 3, dt)?;
             for x in [
                 base.transpose(1, 2)?,
                 base.narrow(3, 2, 5)?.transpose(1, 2)?,
                 base.narrow(1, 1, 4)?,
             ] {
-                let got = x.apply_op1_no_bwd(&Copy4)?;
-                let want = x.contiguous()?;
-                assert_eq!(got.dims(), want.dims());
-                let (a, b): (Vec<f32>, Vec<f32>) = (
-                    got.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?,
-                    want.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?,
-                );
-                assert_eq!(a, b, "{dt:?} {:?} {:?}", x.dims(), x.stride());
+                let what = format!("{dt:?} {:?} {:?}", x.dims(), x.stride());
+                assert_same(&x.apply_op1_no_bwd(&Copy4)?, &x.contiguous()?, &what)?;
             }
         }
         Ok(())

@@ -16,6 +16,7 @@
 //! `MEDTUNE_UNFUSED=name,name,…` or `all`), so that a benchmark can show what each one is worth.
 
 mod adamw;
+mod add;
 mod attn_softmax;
 mod check;
 mod cross_entropy;
@@ -42,6 +43,7 @@ pub use rms_norm::rms_norm;
 pub use rope::rope;
 pub use swiglu::{swiglu, swiglu_packed};
 
+pub(crate) use add::add;
 pub(crate) use attn_softmax::attn_softmax_bwd;
 pub(crate) use cross_entropy::cross_entropy_bwd;
 pub(crate) use layout::contiguous;
@@ -226,5 +228,23 @@ pub(crate) mod testing {
     /// Deterministic pseudo-random values in [−scale, scale).
     pub fn values(n: usize, seed: u64, scale: f32) -> Vec<f32> {
         super::sample_values(n, seed, scale)
+    }
+
+    /// A CPU tensor of `dims` with [`values`] in `dtype`.
+    pub fn sample(dims: &[usize], seed: u64, dtype: candle_core::DType) -> Result<Tensor> {
+        let n = dims.iter().product();
+        Tensor::from_vec(values(n, seed, 3.0), dims, &candle_core::Device::Cpu)?.to_dtype(dtype)
+    }
+
+    /// Asserts that two tensors hold the same values (compared in f32) and shape.
+    pub fn assert_same(a: &Tensor, b: &Tensor, what: &str) -> Result<()> {
+        assert_eq!(a.dims(), b.dims(), "{what}: shapes");
+        let f = |t: &Tensor| -> Result<Vec<f32>> {
+            t.to_dtype(candle_core::DType::F32)?
+                .flatten_all()?
+                .to_vec1()
+        };
+        assert_eq!(f(a)?, f(b)?, "{what}");
+        Ok(())
     }
 }

@@ -84,18 +84,19 @@ impl CustomOp2 for RmsNorm {
         ws: &candle_core::CudaStorage,
         wl: &Layout,
     ) -> Result<(candle_core::CudaStorage, Shape)> {
-        use super::cuda::{launch, rows, suffix, view, RMS_NORM};
+        use super::cuda::{alloc_uninit, launch, view, RMS_NORM};
         use half::bf16;
         let dev = xs.device().clone();
         let (r, n) = rows_of(xl)?;
-        let name = format!("rms_norm_fwd_{}", suffix(xs.dtype())?);
+        let starts = [xl.start_offset(), wl.start_offset()];
+        let (name, cfg) = gpu::pick("rms_norm_fwd", xs.dtype(), r, n, &starts)?;
         let (ni, eps) = (n as i32, self.eps);
         macro_rules! go {
             ($t:ty) => {{
                 let x = view::<$t>(xs, xl, "rms_norm input")?;
                 let w = view::<$t>(ws, wl, "rms_norm weight")?;
-                let y = dev.alloc_zeros::<$t>(r * n)?;
-                launch!(dev, RMS_NORM, &name, rows(r, 256); &x, &w, &y, &ni, &eps);
+                let y = alloc_uninit::<$t>(&dev, r * n)?;
+                launch!(dev, RMS_NORM, &name, cfg; &x, &w, &y, &ni, &eps);
                 candle_core::CudaStorage::wrap_cuda_slice(y, dev.clone())
             }};
         }
@@ -166,19 +167,20 @@ impl CustomOp3 for RmsNormBwd {
         gs: &candle_core::CudaStorage,
         gl: &Layout,
     ) -> Result<(candle_core::CudaStorage, Shape)> {
-        use super::cuda::{launch, rows, suffix, view, RMS_NORM};
+        use super::cuda::{alloc_uninit, launch, view, RMS_NORM};
         use half::bf16;
         let dev = xs.device().clone();
         let (r, n) = rows_of(xl)?;
-        let name = format!("rms_norm_bwd_{}", suffix(xs.dtype())?);
+        let starts = [xl.start_offset(), wl.start_offset(), gl.start_offset()];
+        let (name, cfg) = gpu::pick("rms_norm_bwd", xs.dtype(), r, n, &starts)?;
         let (ni, eps) = (n as i32, self.eps);
         macro_rules! go {
             ($t:ty) => {{
                 let x = view::<$t>(xs, xl, "rms_norm input")?;
                 let w = view::<$t>(ws, wl, "rms_norm weight")?;
                 let dy = view::<$t>(gs, gl, "rms_norm gradient")?;
-                let dx = dev.alloc_zeros::<$t>(r * n)?;
-                launch!(dev, RMS_NORM, &name, rows(r, 256); &x, &w, &dy, &dx, &ni, &eps);
+                let dx = alloc_uninit::<$t>(&dev, r * n)?;
+                launch!(dev, RMS_NORM, &name, cfg; &x, &w, &dy, &dx, &ni, &eps);
                 candle_core::CudaStorage::wrap_cuda_slice(dx, dev.clone())
             }};
         }
@@ -187,6 +189,40 @@ impl CustomOp3 for RmsNormBwd {
             _ => go!(bf16),
         };
         Ok((out, xl.shape().clone()))
+    }
+}
+
+#[cfg(feature = "cuda")]
+mod gpu {
+    //! Kernel choice for `kernels/rms_norm.cu`.
+    use crate::fused::cuda::{rows, suffix};
+    use candle_core::cuda_backend::cudarc::driver::LaunchConfig;
+    use candle_core::{DType, Result};
+
+    /// Most 16-byte packs a thread of the register kernels holds (`_p1`, `_p2`, `_p4`).
+    const MAX_PACKS: usize = 4;
+
+    /// Kernel name and launch for `r` rows of `n`: the register-pack kernel `<base>_p<P>` when
+    /// n is a multiple of a pack, every start is pack-aligned and a row fits in
+    /// 256 × [`MAX_PACKS`] packs; else the one-element-per-step kernel with 256 threads.
+    pub fn pick(
+        base: &str,
+        dtype: DType,
+        r: usize,
+        n: usize,
+        starts: &[usize],
+    ) -> Result<(String, LaunchConfig)> {
+        let sfx = suffix(dtype)?;
+        let per = 16 / dtype.size_in_bytes();
+        if n % per == 0 && starts.iter().all(|s| s % per == 0) {
+            let packs = n / per;
+            let threads = (packs.div_ceil(32) * 32).clamp(32, 256);
+            let p = packs.div_ceil(threads).next_power_of_two();
+            if p <= MAX_PACKS {
+                return Ok((format!("{base}_p{p}_{sfx}"), rows(r, threads as u32)));
+            }
+        }
+        Ok((format!("{base}_{sfx}"), rows(r, 256)))
     }
 }
 

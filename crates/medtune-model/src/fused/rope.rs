@@ -258,7 +258,8 @@ fn cuda_rotate(
                 let x = xs.as_cuda_slice::<$t>()?.slice(xl.start_offset()..);
                 let c = view::<$t>(cs, cl, "rope cos")?;
                 let s = view::<$t>(ss, sl, "rope sin")?;
-                let blocks = (geo.rows() as u32).div_ceil(per_block).min(1 << 20);
+                // RPT = 4 rows per thread (kernels/rope.cu).
+                let blocks = (geo.rows() as u32).div_ceil(per_block * 4).min(1 << 20);
                 let cfg = LaunchConfig {
                     grid_dim: (blocks, 1, 1),
                     block_dim: (threads, per_block, 1),
@@ -500,11 +501,7 @@ mod tests {
             let rows = rope_bwd_rows(&dy, &cos, &sin)?;
             assert_eq!(rows.dims(), [b, t, h, d]);
             let want = rope_bwd(&dy, &cos, &sin)?.transpose(1, 2)?.contiguous()?;
-            let (a, w): (Vec<f32>, Vec<f32>) = (
-                rows.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?,
-                want.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?,
-            );
-            assert_eq!(a, w, "{dt:?}");
+            crate::fused::testing::assert_same(&rows, &want, &format!("{dt:?}"))?;
         }
         Ok(())
     }
