@@ -8,6 +8,7 @@ last group's start are one full cycle (head, backward, optimizer, next forward).
 kernels by total time, with counts and shares, and the step's total GPU time.
 """
 import csv
+import gzip
 import re
 import sys
 from collections import defaultdict
@@ -17,7 +18,8 @@ UNITS = {"nsecond": 1e-6, "ns": 1e-6, "usecond": 1e-3, "us": 1e-3, "msecond": 1.
 
 
 def rows(path):
-    with open(path, newline="") as f:
+    opener = gzip.open if path.endswith(".gz") else open  # results in bench/ are gzipped
+    with opener(path, "rt", newline="") as f:
         lines = [l for l in f if l.startswith('"')]
     for r in csv.DictReader(lines):
         if r.get("Metric Name") != "gpu__time_duration.sum":
