@@ -69,21 +69,33 @@ impl CustomOp1 for Dropout {
         s: &candle_core::CudaStorage,
         l: &Layout,
     ) -> Result<(candle_core::CudaStorage, Shape)> {
-        use super::cuda::{launch, suffix, view, DROPOUT};
+        use super::cuda::{alloc_uninit, launch, suffix, view, DROPOUT};
         use candle_core::cuda_backend::cudarc::driver::LaunchConfig;
         use half::bf16;
         let dev = s.device().clone();
         let n = l.shape().elem_count();
-        let name = format!("dropout_{}", suffix(s.dtype())?);
+        // 16-byte packs when the input starts on a pack boundary (the output is fresh).
+        let per = 16 / s.dtype().size_in_bytes();
+        let (name, cfg) = if l.start_offset() % per == 0 {
+            let threads = (n / per).max(1).div_ceil(256).min(1 << 20) as u32;
+            let cfg = LaunchConfig {
+                grid_dim: (threads, 1, 1),
+                block_dim: (256, 1, 1),
+                shared_mem_bytes: 0,
+            };
+            (format!("dropout_vec_{}", suffix(s.dtype())?), cfg)
+        } else {
+            let cfg = LaunchConfig::for_num_elems(n as u32);
+            (format!("dropout_{}", suffix(s.dtype())?), cfg)
+        };
         let keys = crate::dropout_mask::round_keys(self.key);
         let (m0, m1, m2, m3) = (keys[0].0, keys[1].0, keys[2].0, keys[3].0);
         let (c0, c1, c2, c3) = (keys[0].1, keys[1].1, keys[2].1, keys[3].1);
         let (nu, t, scale) = (n as u32, self.threshold(), self.scale(s.dtype()));
-        let cfg = LaunchConfig::for_num_elems(n as u32);
         macro_rules! go {
             ($t:ty) => {{
                 let x = view::<$t>(s, l, "dropout input")?;
-                let y = dev.alloc_zeros::<$t>(n)?;
+                let y = alloc_uninit::<$t>(&dev, n)?;
                 launch!(dev, DROPOUT, &name, cfg; &x, &y, &nu, &m0, &m1, &m2, &m3, &c0, &c1, &c2, &c3, &t, &scale);
                 candle_core::CudaStorage::wrap_cuda_slice(y, dev.clone())
             }};
