@@ -52,7 +52,8 @@ struct PrepareArgs {
     /// Stop at the first malformed row, line or file instead of reporting and skipping it.
     #[arg(long)]
     strict: bool,
-    /// tokenizer.json for token rules and histograms (overrides the config's `tokenizer`).
+    /// Tokenizer for token rules and histograms: a tokenizer.json, a .gguf file or a model
+    /// directory (overrides the config's `tokenizer`).
     #[arg(long)]
     tokenizer: Option<PathBuf>,
 }
@@ -62,7 +63,7 @@ struct BenchArgs {
     /// Directory holding `medquad/`.
     #[arg(long, default_value = "../shared/data")]
     data_dir: PathBuf,
-    /// tokenizer.json used for the tokenization figure.
+    /// Tokenizer of the tokenization figure: a tokenizer.json, a .gguf file or a model directory.
     #[arg(
         long,
         default_value = "../shared/models/smollm2-135m-instruct/tokenizer.json"
@@ -91,10 +92,46 @@ pub fn run(args: DataArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// A tokenizer from a `tokenizer.json`, from a `.gguf` file (its `tokenizer.*` metadata, as
+/// `medtune train` reads it), or from a model directory: its `tokenizer.json`, else its GGUF
+/// file (e.g. the default model as the setup script fetches it without `../shared`).
 fn load_tokenizer(path: &Path) -> anyhow::Result<Tokenizer> {
-    Tokenizer::from_file(path)
+    let file = if path.is_dir() {
+        let json = path.join("tokenizer.json");
+        if json.is_file() {
+            json
+        } else {
+            let mut ggufs: Vec<PathBuf> = std::fs::read_dir(path)
+                .with_context(|| format!("reading tokenizer directory {}", path.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| is_gguf(p))
+                .collect();
+            ggufs.sort();
+            match ggufs.into_iter().next() {
+                Some(g) => g,
+                None => bail!(
+                    "tokenizer directory {}: no tokenizer.json and no .gguf file",
+                    path.display()
+                ),
+            }
+        }
+    } else {
+        path.to_path_buf()
+    };
+    if is_gguf(&file) {
+        let t = medtune_model::TextTokenizer::from_gguf(&file)
+            .with_context(|| format!("loading the tokenizer of {}", file.display()))?;
+        return Ok(t.inner().clone());
+    }
+    Tokenizer::from_file(&file)
         .map_err(|e| anyhow::anyhow!("{e}"))
-        .with_context(|| format!("loading tokenizer {}", path.display()))
+        .with_context(|| format!("loading tokenizer {}", file.display()))
+}
+
+fn is_gguf(p: &Path) -> bool {
+    p.is_file()
+        && p.extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("gguf"))
 }
 
 fn run_prepare(a: PrepareArgs) -> anyhow::Result<ExitCode> {
@@ -440,4 +477,36 @@ fn rayon_threads() -> usize {
     std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture_model() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/hf-tiny/models/llama")
+    }
+
+    #[test]
+    fn a_model_directory_or_its_tokenizer_json_give_the_same_tokenizer() {
+        let from_dir = load_tokenizer(&fixture_model()).unwrap();
+        let from_file = load_tokenizer(&fixture_model().join("tokenizer.json")).unwrap();
+        let text = "Metformin lowers blood glucose.";
+        let ids = |t: &Tokenizer| t.encode(text, false).unwrap().get_ids().to_vec();
+        assert!(!ids(&from_dir).is_empty());
+        assert_eq!(ids(&from_dir), ids(&from_file));
+    }
+
+    #[test]
+    fn a_directory_without_tokenizer_or_a_bad_gguf_is_a_named_error() {
+        let dir = std::env::temp_dir().join(format!("medtune-tok-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let err = format!("{:#}", load_tokenizer(&dir).unwrap_err());
+        assert!(err.contains("no tokenizer.json and no .gguf"), "{err}");
+        // A directory with only a (broken) GGUF file: that file is read, and named.
+        std::fs::write(dir.join("model.gguf"), b"not a gguf").unwrap();
+        let err = format!("{:#}", load_tokenizer(&dir).unwrap_err());
+        assert!(err.contains("model.gguf"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
