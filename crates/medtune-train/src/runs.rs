@@ -5,8 +5,9 @@
 //! A run directory is any directory holding a run `manifest.json` (one with `code_version` or
 //! `base_model` and no `kind` other than `run`; a dataset's `manifest.json` from `medtune data
 //! prepare` and an evaluation report's (`"kind": "evaluation"`) are not runs). The
-//! `checkpoints/`, `best/` and `adapter/` directories of a run hold copies of its manifest and are
-//! not listed as runs of their own. A run whose manifest or metrics cannot be read is still
+//! `checkpoints/`, `best/` and `adapter/` directories of a run hold copies of its manifest, and a
+//! run's `train/` directory is the training run that `medtune demo` extends into its own
+//! manifest; none of them is listed as a run of its own. A run whose manifest or metrics cannot be read is still
 //! returned, flagged with [`Problem`]s that name the file, so one bad run does not hide the others.
 
 use serde::Serialize;
@@ -24,8 +25,9 @@ use crate::{Error, Result};
 pub const MANIFEST_FILE: &str = "manifest.json";
 /// File name of a run's metrics log.
 pub const METRICS_FILE: &str = "metrics.jsonl";
-/// Sub-directories of a run that hold copies of its manifest, not runs of their own.
-pub const RUN_PARTS: [&str; 3] = ["checkpoints", "best", "adapter"];
+/// Sub-directories of a run that hold copies (or, for a demo's `train/`, the training part) of
+/// its manifest, not runs of their own.
+pub const RUN_PARTS: [&str; 4] = ["checkpoints", "best", "adapter", "train"];
 /// How many directory levels below the root [`discover`] searches by default.
 pub const DEFAULT_MAX_DEPTH: usize = 4;
 
@@ -318,7 +320,7 @@ pub fn read_run(dir: &Path) -> Result<RunRecord> {
 }
 
 /// Finds the run directories under `root` (the root included), at most `max_depth` levels down,
-/// skipping hidden directories and the `checkpoints/`, `best/` and `adapter/` parts of a run.
+/// skipping hidden directories and the [`RUN_PARTS`] of a run.
 /// Sorted by name. An unreadable run comes back flagged; only an unreadable root is an error.
 pub fn discover(root: &Path, max_depth: usize) -> Result<Vec<RunRecord>> {
     if !root.is_dir() {

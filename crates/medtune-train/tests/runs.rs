@@ -290,6 +290,8 @@ fn discover_reads_runs_and_flags_the_unreadable_ones() {
         eval_row(2, 1.4),
     ];
     write_run(root, "a", &[], &a_rows);
+    // A demo's training part inside run `a` is not a run of its own.
+    write_run(root, "a/train", &[], &a_rows);
     // No metrics.jsonl: the metrics come from the manifest's `train` results.
     let b = write_run(root, "group/b", &["lora.r=16", "optim.lr=1e-4"], &[]);
     let mb = runs::read_run(&b).unwrap().manifest.unwrap().with_result(
