@@ -3,7 +3,7 @@
 //!
 //! The loop: left-pad the prompts → one prefill pass over all of them → then one token per row
 //! per step, feeding each row's last token at its next position, until every row has hit EOS,
-//! a stop string or `max_new_tokens`.
+//! a stop string or `max_new_tokens`, or its caller stopped it ([`generate_with`]).
 
 use crate::decoder::{DecoderLm, KvCache};
 use crate::error::{Error, Result};
@@ -44,6 +44,19 @@ pub enum FinishReason {
     StopString,
     /// `max_new_tokens` was reached.
     Length,
+    /// The caller's token callback stopped the row ([`generate_with`]).
+    Stopped,
+}
+
+/// What the token callback of [`generate_with`] wants for its row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowFlow {
+    /// Keep generating this row.
+    Continue,
+    /// Finish this row now (e.g. its client went away, or the caller's own limit or stop
+    /// string was reached): no more tokens are sampled for it, and once every row has
+    /// finished the whole generation ends.
+    Stop,
 }
 
 /// One row's result.
@@ -72,6 +85,21 @@ pub fn generate(
     opts: &GenerateOptions,
     detok: Option<&dyn Detokenize>,
     on_token: &mut dyn FnMut(usize, u32),
+) -> Result<Vec<Generation>> {
+    generate_with(model, prompts, opts, detok, &mut |r, id| {
+        on_token(r, id);
+        RowFlow::Continue
+    })
+}
+
+/// [`generate`] whose callback can finish a row early by returning [`RowFlow::Stop`]: the row
+/// ends with [`FinishReason::Stopped`] and the tokens so far (the stopping one included).
+pub fn generate_with(
+    model: &DecoderLm,
+    prompts: &[Vec<u32>],
+    opts: &GenerateOptions,
+    detok: Option<&dyn Detokenize>,
+    on_token: &mut dyn FnMut(usize, u32) -> RowFlow,
 ) -> Result<Vec<Generation>> {
     let b = prompts.len();
     if b == 0 {
@@ -134,7 +162,10 @@ pub fn generate(
             }
             history[r].push(tok);
             out[r].push(tok);
-            on_token(r, tok);
+            if on_token(r, tok) == RowFlow::Stop {
+                finish[r] = Some(FinishReason::Stopped);
+                continue;
+            }
             if let Some(d) = detok.filter(|_| !opts.stop_strings.is_empty()) {
                 let text = d.detokenize(&out[r])?;
                 if let Some(cut) = opts

@@ -70,7 +70,9 @@ pub use attention::{softmax_last_dim, Attention, LayerCache, QkvProj};
 pub use config::{Activation, Arch, ModelConfig, NormKind, RopeConfig, RopeScaling};
 pub use decoder::{Block, DecoderLm, ForwardInput, KvCache, LayerContext};
 pub use error::{Error, Result};
-pub use generate::{generate, Detokenize, FinishReason, GenerateOptions, Generation};
+pub use generate::{
+    generate, generate_with, Detokenize, FinishReason, GenerateOptions, Generation, RowFlow,
+};
 pub use linear::{Adapter, BaseWeight, Linear};
 pub use load::{load, LoadOptions, LoadedModel, SourceFormat, TextTokenizer};
 pub use lora::{attach_lora, detach_lora, LoraConfig, LoraSet};

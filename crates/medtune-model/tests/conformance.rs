@@ -7,8 +7,8 @@ mod common;
 use candle_core::{DType, Device, Tensor};
 use common::{model_dir, oracle, oracle_json, rel_and_max, row_u32, ARCHS};
 use medtune_model::{
-    causal_lm_loss, generate, load, mask, sampling::argmax, ForwardInput, GenerateOptions,
-    LoadOptions,
+    causal_lm_loss, generate, generate_with, load, mask, sampling::argmax, FinishReason,
+    ForwardInput, GenerateOptions, LoadOptions, RowFlow,
 };
 
 const LOGITS_REL_TOL: f64 = 1e-4;
@@ -128,6 +128,45 @@ fn kv_cache_greedy_equals_full_forward_greedy() {
             assert_eq!(&seq[p.len()..], g.tokens.as_slice(), "{arch}");
         }
     }
+}
+
+/// A row stopped by the callback keeps the tokens so far and ends as `Stopped`; the other row
+/// is unaffected (the same tokens as without the stop); once every row is stopped, no more
+/// tokens are sampled at all.
+#[test]
+fn the_callback_can_stop_rows_early() {
+    let m = load(&model_dir("llama"), &LoadOptions::default()).unwrap();
+    let prompts = vec![vec![3u32, 14, 15, 92, 65], vec![2u32, 71]];
+    let opts = GenerateOptions {
+        max_new_tokens: 8,
+        ..GenerateOptions::default()
+    };
+    let full = generate(&m.model, &prompts, &opts, None, &mut |_, _| {}).unwrap();
+    let mut calls = [0usize; 2];
+    let out = generate_with(&m.model, &prompts, &opts, None, &mut |r, _| {
+        calls[r] += 1;
+        if r == 0 && calls[0] == 2 {
+            RowFlow::Stop
+        } else {
+            RowFlow::Continue
+        }
+    })
+    .unwrap();
+    assert_eq!(out[0].tokens, full[0].tokens[..2]);
+    assert_eq!(out[0].finish, FinishReason::Stopped);
+    assert_eq!(out[1].tokens, full[1].tokens);
+    assert_eq!(calls[0], 2);
+    // Every row stopped after its first token: one call per row, then the loop ends.
+    let mut n = 0;
+    let out = generate_with(&m.model, &prompts, &opts, None, &mut |_, _| {
+        n += 1;
+        RowFlow::Stop
+    })
+    .unwrap();
+    assert_eq!(n, 2);
+    assert!(out
+        .iter()
+        .all(|g| g.tokens.len() == 1 && g.finish == FinishReason::Stopped));
 }
 
 #[test]

@@ -10,7 +10,7 @@ use crate::engine::{Engine, FinishReason, GenOutput, GenRequest, ModelInfo, Toke
 use crate::stream_text::StreamText;
 use crate::{Error, Result};
 use medtune_model::sampling::SamplingParams;
-use medtune_model::{GenerateOptions, LoadOptions, LoadedModel, Message};
+use medtune_model::{GenerateOptions, LoadOptions, LoadedModel, Message, RowFlow};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -152,13 +152,16 @@ impl ModelEngine {
                 decode_error: None,
             })
             .collect();
+        // A row whose client went away, whose stop string appeared or which reached its own
+        // token limit is finished in the model loop too: no compute is spent on it any more,
+        // and the batch ends as soon as every row is done.
         let mut callback = |r: usize, id: u32| {
             let (Some(row), Some(&req_i)) = (state.get_mut(r), rows.get(r)) else {
-                return;
+                return RowFlow::Stop;
             };
             let limit = reqs[req_i].sampling.max_tokens;
             if row.cancelled || row.stream.stopped() || row.ids.len() >= limit {
-                return;
+                return RowFlow::Stop;
             }
             row.ids.push(id);
             match tokenizer.decode(&row.ids) {
@@ -171,9 +174,18 @@ impl ModelEngine {
                 }
                 Err(e) => row.decode_error = Some(e.to_string()),
             }
+            let done = row.cancelled
+                || row.stream.stopped()
+                || row.ids.len() >= limit
+                || row.decode_error.is_some();
+            if done {
+                RowFlow::Stop
+            } else {
+                RowFlow::Continue
+            }
         };
         let generations =
-            medtune_model::generate(&self.loaded.model, &prompts, &opts, None, &mut callback)
+            medtune_model::generate_with(&self.loaded.model, &prompts, &opts, None, &mut callback)
                 .map_err(|e| Error::Engine(format!("generation: {e}")))?;
         for ((mut row, gen), (&req_i, prompt)) in state
             .into_iter()
@@ -197,9 +209,9 @@ impl ModelEngine {
             } else {
                 match gen.finish {
                     medtune_model::FinishReason::Length => FinishReason::Length,
-                    medtune_model::FinishReason::Eos | medtune_model::FinishReason::StopString => {
-                        FinishReason::Stop
-                    }
+                    medtune_model::FinishReason::Eos
+                    | medtune_model::FinishReason::StopString
+                    | medtune_model::FinishReason::Stopped => FinishReason::Stop,
                 }
             };
             outputs[req_i] = Some(GenOutput {
