@@ -55,7 +55,7 @@ impl CustomOp2 for Add {
         b: &candle_core::CudaStorage,
         bl: &Layout,
     ) -> Result<(candle_core::CudaStorage, Shape)> {
-        use super::cuda::{alloc_uninit, launch, suffix, view, ADD};
+        use super::cuda::{alloc_uninit, launch, suffix, view, with_dtype, ADD};
         use candle_core::cuda_backend::cudarc::driver::LaunchConfig;
         let dev = a.device().clone();
         let n = al.shape().elem_count();
@@ -67,25 +67,19 @@ impl CustomOp2 for Add {
             shared_mem_bytes: 0,
         };
         let nu = n as u64;
-        macro_rules! go {
-            ($t:ty) => {{
-                let x = view::<$t>(a, al, "add lhs")?;
-                let y = view::<$t>(b, bl, "add rhs")?;
-                let out = alloc_uninit::<$t>(&dev, n)?;
-                if n > 0 {
-                    if al.start_offset() % per != 0 || bl.start_offset() % per != 0 {
-                        // `add` sends misaligned views to candle; the packs need alignment.
-                        candle_core::bail!("fused add: inputs are not 16-byte aligned");
-                    }
-                    launch!(dev, ADD, &name, cfg; &x, &y, &out, &nu);
+        let out = with_dtype!(a.dtype(), T => {
+            let x = view::<T>(a, al, "add lhs")?;
+            let y = view::<T>(b, bl, "add rhs")?;
+            let out = alloc_uninit::<T>(&dev, n)?;
+            if n > 0 {
+                if al.start_offset() % per != 0 || bl.start_offset() % per != 0 {
+                    // `add` sends misaligned views to candle; the packs need alignment.
+                    candle_core::bail!("fused add: inputs are not 16-byte aligned");
                 }
-                candle_core::CudaStorage::wrap_cuda_slice(out, dev.clone())
-            }};
-        }
-        let out = match a.dtype() {
-            DType::F32 => go!(f32),
-            _ => go!(half::bf16),
-        };
+                launch!(dev, ADD, &name, cfg; &x, &y, &out, &nu);
+            }
+            candle_core::CudaStorage::wrap_cuda_slice(out, dev.clone())
+        });
         Ok((out, al.shape().clone()))
     }
 }

@@ -237,32 +237,25 @@ impl CustomOp2 for AttnSoftmax {
         bs: &candle_core::CudaStorage,
         bl: &Layout,
     ) -> Result<(candle_core::CudaStorage, Shape)> {
-        use super::cuda::{alloc_uninit, launch, rows, suffix, view, ATTN_SOFTMAX};
-        use half::bf16;
+        use super::cuda::{alloc_uninit, launch, rows, suffix, view, with_dtype, ATTN_SOFTMAX};
         let dev = xs.device().clone();
         let (r, t, s) = dims_of(xl)?;
         let sfx = suffix(xs.dtype())?;
         let (si, hi, ti) = (s as i32, self.heads as i32, t as i32);
         let (bi, scale, ru) = (i32::from(batched(bl)), self.scale, r as u32);
-        macro_rules! go {
-            ($t:ty) => {{
-                let x = view::<$t>(xs, xl, "attn_softmax scores")?;
-                let bias = view::<f32>(bs, bl, "attn_softmax bias")?;
-                let y = alloc_uninit::<$t>(&dev, r * s)?;
-                if r * s > 0 && s <= WARP_MAX_S {
-                    let name = format!("attn_softmax_fwd_w{}_{sfx}", warp_k(s));
-                    launch!(dev, ATTN_SOFTMAX, &name, warp_config(r); &x, &bias, &y, &si, &hi, &ti, &bi, &scale, &ru);
-                } else if r * s > 0 {
-                    let name = format!("attn_softmax_fwd_{sfx}");
-                    launch!(dev, ATTN_SOFTMAX, &name, rows(r, block_threads(s, ATTN_MAX_THREADS) as u32); &x, &bias, &y, &si, &hi, &ti, &bi, &scale);
-                }
-                candle_core::CudaStorage::wrap_cuda_slice(y, dev.clone())
-            }};
-        }
-        let out = match xs.dtype() {
-            DType::F32 => go!(f32),
-            _ => go!(bf16),
-        };
+        let out = with_dtype!(xs.dtype(), T => {
+            let x = view::<T>(xs, xl, "attn_softmax scores")?;
+            let bias = view::<f32>(bs, bl, "attn_softmax bias")?;
+            let y = alloc_uninit::<T>(&dev, r * s)?;
+            if r * s > 0 && s <= WARP_MAX_S {
+                let name = format!("attn_softmax_fwd_w{}_{sfx}", warp_k(s));
+                launch!(dev, ATTN_SOFTMAX, &name, warp_config(r); &x, &bias, &y, &si, &hi, &ti, &bi, &scale, &ru);
+            } else if r * s > 0 {
+                let name = format!("attn_softmax_fwd_{sfx}");
+                launch!(dev, ATTN_SOFTMAX, &name, rows(r, block_threads(s, ATTN_MAX_THREADS) as u32); &x, &bias, &y, &si, &hi, &ti, &bi, &scale);
+            }
+            candle_core::CudaStorage::wrap_cuda_slice(y, dev.clone())
+        });
         Ok((out, xl.shape().clone()))
     }
 
@@ -308,31 +301,24 @@ impl CustomOp2 for AttnSoftmaxBwd {
         gs: &candle_core::CudaStorage,
         gl: &Layout,
     ) -> Result<(candle_core::CudaStorage, Shape)> {
-        use super::cuda::{alloc_uninit, launch, rows, suffix, view, ATTN_SOFTMAX};
-        use half::bf16;
+        use super::cuda::{alloc_uninit, launch, rows, suffix, view, with_dtype, ATTN_SOFTMAX};
         let dev = ps.device().clone();
         let (r, _, s) = dims_of(pl)?;
         let sfx = suffix(ps.dtype())?;
         let (si, scale, ru) = (s as i32, self.scale, r as u32);
-        macro_rules! go {
-            ($t:ty) => {{
-                let p = view::<$t>(ps, pl, "attn_softmax output")?;
-                let dp = view::<$t>(gs, gl, "attn_softmax gradient")?;
-                let ds = alloc_uninit::<$t>(&dev, r * s)?;
-                if r * s > 0 && s <= WARP_MAX_S {
-                    let name = format!("attn_softmax_bwd_w{}_{sfx}", warp_k(s));
-                    launch!(dev, ATTN_SOFTMAX, &name, warp_config(r); &p, &dp, &ds, &si, &scale, &ru);
-                } else if r * s > 0 {
-                    let name = format!("attn_softmax_bwd_{sfx}");
-                    launch!(dev, ATTN_SOFTMAX, &name, rows(r, block_threads(s, ATTN_MAX_THREADS) as u32); &p, &dp, &ds, &si, &scale);
-                }
-                candle_core::CudaStorage::wrap_cuda_slice(ds, dev.clone())
-            }};
-        }
-        let out = match ps.dtype() {
-            DType::F32 => go!(f32),
-            _ => go!(bf16),
-        };
+        let out = with_dtype!(ps.dtype(), T => {
+            let p = view::<T>(ps, pl, "attn_softmax output")?;
+            let dp = view::<T>(gs, gl, "attn_softmax gradient")?;
+            let ds = alloc_uninit::<T>(&dev, r * s)?;
+            if r * s > 0 && s <= WARP_MAX_S {
+                let name = format!("attn_softmax_bwd_w{}_{sfx}", warp_k(s));
+                launch!(dev, ATTN_SOFTMAX, &name, warp_config(r); &p, &dp, &ds, &si, &scale, &ru);
+            } else if r * s > 0 {
+                let name = format!("attn_softmax_bwd_{sfx}");
+                launch!(dev, ATTN_SOFTMAX, &name, rows(r, block_threads(s, ATTN_MAX_THREADS) as u32); &p, &dp, &ds, &si, &scale);
+            }
+            candle_core::CudaStorage::wrap_cuda_slice(ds, dev.clone())
+        });
         Ok((out, pl.shape().clone()))
     }
 }

@@ -123,8 +123,7 @@ impl CustomOp3 for CrossEntropy {
         ws: &candle_core::CudaStorage,
         wl: &Layout,
     ) -> Result<(candle_core::CudaStorage, Shape)> {
-        use super::cuda::{launch, rows, suffix, view, CROSS_ENTROPY};
-        use half::bf16;
+        use super::cuda::{launch, rows, suffix, view, with_dtype, CROSS_ENTROPY};
         let dev = xs.device().clone();
         let (n, v) = dims_of(xl)?;
         let name = format!("cross_entropy_fwd_{}", suffix(xs.dtype())?);
@@ -132,16 +131,10 @@ impl CustomOp3 for CrossEntropy {
         let t = view::<u32>(ts, tl, "cross_entropy targets")?;
         let w = view::<f32>(ws, wl, "cross_entropy weights")?;
         let loss = dev.alloc_zeros::<f32>(n)?;
-        macro_rules! go {
-            ($t:ty) => {{
-                let x = view::<$t>(xs, xl, "cross_entropy logits")?;
-                launch!(dev, CROSS_ENTROPY, &name, rows(n, block_threads(v, MAX_THREADS) as u32); &x, &t, &w, &loss, &vi);
-            }};
-        }
-        match xs.dtype() {
-            DType::F32 => go!(f32),
-            _ => go!(bf16),
-        }
+        with_dtype!(xs.dtype(), T => {
+            let x = view::<T>(xs, xl, "cross_entropy logits")?;
+            launch!(dev, CROSS_ENTROPY, &name, rows(n, block_threads(v, MAX_THREADS) as u32); &x, &t, &w, &loss, &vi);
+        });
         Ok((
             candle_core::CudaStorage::wrap_cuda_slice(loss, dev.clone()),
             Shape::from(n),
@@ -214,27 +207,20 @@ impl CustomOp3 for CrossEntropyBwd {
         gs: &candle_core::CudaStorage,
         gl: &Layout,
     ) -> Result<(candle_core::CudaStorage, Shape)> {
-        use super::cuda::{launch, rows, suffix, view, CROSS_ENTROPY};
-        use half::bf16;
+        use super::cuda::{launch, rows, suffix, view, with_dtype, CROSS_ENTROPY};
         let dev = xs.device().clone();
         let (n, v) = dims_of(xl)?;
         let name = format!("cross_entropy_bwd_{}", suffix(xs.dtype())?);
         let vi = v as i32;
         let t = view::<u32>(ts, tl, "cross_entropy targets")?;
         let gw = view::<f32>(gs, gl, "cross_entropy gradient")?;
-        macro_rules! go {
-            ($t:ty) => {{
-                let x = view::<$t>(xs, xl, "cross_entropy logits")?;
-                // Zero-initialised: the kernel skips rows whose gradient is 0.
-                let dx = dev.alloc_zeros::<$t>(n * v)?;
-                launch!(dev, CROSS_ENTROPY, &name, rows(n, block_threads(v, MAX_THREADS) as u32); &x, &t, &gw, &dx, &vi);
-                candle_core::CudaStorage::wrap_cuda_slice(dx, dev.clone())
-            }};
-        }
-        let out = match xs.dtype() {
-            DType::F32 => go!(f32),
-            _ => go!(bf16),
-        };
+        let out = with_dtype!(xs.dtype(), T => {
+            let x = view::<T>(xs, xl, "cross_entropy logits")?;
+            // Zero-initialised: the kernel skips rows whose gradient is 0.
+            let dx = dev.alloc_zeros::<T>(n * v)?;
+            launch!(dev, CROSS_ENTROPY, &name, rows(n, block_threads(v, MAX_THREADS) as u32); &x, &t, &gw, &dx, &vi);
+            candle_core::CudaStorage::wrap_cuda_slice(dx, dev.clone())
+        });
         Ok((out, xl.shape().clone()))
     }
 }

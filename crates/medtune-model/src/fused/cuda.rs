@@ -41,6 +41,25 @@ macro_rules! launch {
 }
 pub(crate) use launch;
 
+/// Evaluates `$body` with `$t` naming the element type of `$dtype`: `f32` or `half::bf16`
+/// (any other dtype is an error). The one dtype dispatch of every fused op's CUDA side.
+macro_rules! with_dtype {
+    ($dtype:expr, $t:ident => $body:expr) => {
+        match $dtype {
+            candle_core::DType::F32 => {
+                type $t = f32;
+                $body
+            }
+            candle_core::DType::BF16 => {
+                type $t = half::bf16;
+                $body
+            }
+            d => candle_core::bail!("fused op: dtype {d:?}, expected f32 or bf16"),
+        }
+    };
+}
+pub(crate) use with_dtype;
+
 /// A device buffer of `n` elements without the zero fill of `alloc_zeros`, for outputs that
 /// the kernel writes completely (its contents are unspecified until then).
 pub fn alloc_uninit<T: DeviceRepr>(

@@ -69,9 +69,8 @@ impl CustomOp1 for Dropout {
         s: &candle_core::CudaStorage,
         l: &Layout,
     ) -> Result<(candle_core::CudaStorage, Shape)> {
-        use super::cuda::{alloc_uninit, launch, suffix, view, DROPOUT};
+        use super::cuda::{alloc_uninit, launch, suffix, view, with_dtype, DROPOUT};
         use candle_core::cuda_backend::cudarc::driver::LaunchConfig;
-        use half::bf16;
         let dev = s.device().clone();
         let n = l.shape().elem_count();
         // 16-byte packs when the input starts on a pack boundary (the output is fresh).
@@ -92,18 +91,12 @@ impl CustomOp1 for Dropout {
         let (m0, m1, m2, m3) = (keys[0].0, keys[1].0, keys[2].0, keys[3].0);
         let (c0, c1, c2, c3) = (keys[0].1, keys[1].1, keys[2].1, keys[3].1);
         let (nu, t, scale) = (n as u32, self.threshold(), self.scale(s.dtype()));
-        macro_rules! go {
-            ($t:ty) => {{
-                let x = view::<$t>(s, l, "dropout input")?;
-                let y = alloc_uninit::<$t>(&dev, n)?;
-                launch!(dev, DROPOUT, &name, cfg; &x, &y, &nu, &m0, &m1, &m2, &m3, &c0, &c1, &c2, &c3, &t, &scale);
-                candle_core::CudaStorage::wrap_cuda_slice(y, dev.clone())
-            }};
-        }
-        let out = match s.dtype() {
-            candle_core::DType::F32 => go!(f32),
-            _ => go!(bf16),
-        };
+        let out = with_dtype!(s.dtype(), T => {
+            let x = view::<T>(s, l, "dropout input")?;
+            let y = alloc_uninit::<T>(&dev, n)?;
+            launch!(dev, DROPOUT, &name, cfg; &x, &y, &nu, &m0, &m1, &m2, &m3, &c0, &c1, &c2, &c3, &t, &scale);
+            candle_core::CudaStorage::wrap_cuda_slice(y, dev.clone())
+        });
         Ok((out, l.shape().clone()))
     }
 

@@ -79,7 +79,7 @@ impl CustomOp1 for Copy4 {
         s: &candle_core::CudaStorage,
         l: &Layout,
     ) -> Result<(candle_core::CudaStorage, Shape)> {
-        use super::cuda::{alloc_uninit, launch, LAYOUT};
+        use super::cuda::{alloc_uninit, launch, with_dtype, LAYOUT};
         use candle_core::cuda_backend::cudarc::driver::LaunchConfig;
         let (&[n0, n1, n2, n3], &[s0, s1, s2, s3]) = (l.dims(), l.stride()) else {
             candle_core::bail!("fused contiguous: {:?} is not 4-D", l.dims());
@@ -110,22 +110,15 @@ impl CustomOp1 for Copy4 {
             shared_mem_bytes: 0,
         };
         // Byte-level views: the storage as u8, reinterpreted by the kernel in units.
-        macro_rules! go {
-            ($t:ty) => {{
-                let src = s.as_cuda_slice::<$t>()?.slice(l.start_offset()..);
-                let y = alloc_uninit::<$t>(&dev, n)?;
-                if n > 0 {
-                    let name = format!("copy4_b{unit}");
-                    launch!(dev, LAYOUT, &name, cfg; &src, &y, &units, &n1u, &n2u, &n3u, &s0u, &s1u, &s2u);
-                }
-                candle_core::CudaStorage::wrap_cuda_slice(y, dev.clone())
-            }};
-        }
-        let out = match s.dtype() {
-            candle_core::DType::F32 => go!(f32),
-            candle_core::DType::BF16 => go!(half::bf16),
-            d => candle_core::bail!("fused contiguous: dtype {d:?}, expected f32 or bf16"),
-        };
+        let out = with_dtype!(s.dtype(), T => {
+            let src = s.as_cuda_slice::<T>()?.slice(l.start_offset()..);
+            let y = alloc_uninit::<T>(&dev, n)?;
+            if n > 0 {
+                let name = format!("copy4_b{unit}");
+                launch!(dev, LAYOUT, &name, cfg; &src, &y, &units, &n1u, &n2u, &n3u, &s0u, &s1u, &s2u);
+            }
+            candle_core::CudaStorage::wrap_cuda_slice(y, dev.clone())
+        });
         Ok((out, l.shape().clone()))
     }
 }

@@ -147,10 +147,9 @@ impl CustomOp1 for Nf4Dequant {
         ps: &candle_core::CudaStorage,
         pl: &Layout,
     ) -> Result<(candle_core::CudaStorage, Shape)> {
-        use super::cuda::{launch, rows, suffix, view, NF4};
+        use super::cuda::{launch, rows, suffix, view, with_dtype, NF4};
         use candle_core::backend::BackendStorage;
         use candle_core::Storage;
-        use half::bf16;
 
         /// The CUDA storage of a part held by the op.
         fn cuda_of<'a>(
@@ -172,40 +171,34 @@ impl CustomOp1 for Nf4Dequant {
         let (cg, cl) = self.code.storage_and_layout();
         let code = view::<f32>(cuda_of(&cg, "code")?, cl, "code")?;
         let sfx = suffix(self.dtype)?;
-        macro_rules! go {
-            ($t:ty) => {{
-                // Every element is written by the kernel: no zero fill.
-                let out = super::cuda::alloc_uninit::<$t>(&dev, self.n)?;
-                match &self.scales {
-                    Scales::Plain(absmax) => {
-                        let (ag, al) = absmax.storage_and_layout();
-                        let absmax = view::<f32>(cuda_of(&ag, "absmax")?, al, "absmax")?;
-                        let name = format!("nf4_dequant_{sfx}");
-                        launch!(dev, NF4, &name, cfg; &packed, &code, &absmax, &out, &n);
-                    }
-                    Scales::Double {
-                        absmax_q,
-                        offset,
-                        state2_absmax,
-                        state2_code,
-                    } => {
-                        let (qg, ql) = absmax_q.storage_and_layout();
-                        let q = view::<u8>(cuda_of(&qg, "absmax_q")?, ql, "absmax_q")?;
-                        let (sg, sl) = state2_absmax.storage_and_layout();
-                        let s2 = view::<f32>(cuda_of(&sg, "state2_absmax")?, sl, "state2_absmax")?;
-                        let (c2g, c2l) = state2_code.storage_and_layout();
-                        let c2 = view::<f32>(cuda_of(&c2g, "state2_code")?, c2l, "state2_code")?;
-                        let name = format!("nf4_dequant_dq_{sfx}");
-                        launch!(dev, NF4, &name, cfg; &packed, &code, &q, &s2, &c2, offset, &out, &n);
-                    }
+        let out = with_dtype!(self.dtype, T => {
+            // Every element is written by the kernel: no zero fill.
+            let out = super::cuda::alloc_uninit::<T>(&dev, self.n)?;
+            match &self.scales {
+                Scales::Plain(absmax) => {
+                    let (ag, al) = absmax.storage_and_layout();
+                    let absmax = view::<f32>(cuda_of(&ag, "absmax")?, al, "absmax")?;
+                    let name = format!("nf4_dequant_{sfx}");
+                    launch!(dev, NF4, &name, cfg; &packed, &code, &absmax, &out, &n);
                 }
-                candle_core::CudaStorage::wrap_cuda_slice(out, dev.clone())
-            }};
-        }
-        let out = match self.dtype {
-            DType::F32 => go!(f32),
-            _ => go!(bf16),
-        };
+                Scales::Double {
+                    absmax_q,
+                    offset,
+                    state2_absmax,
+                    state2_code,
+                } => {
+                    let (qg, ql) = absmax_q.storage_and_layout();
+                    let q = view::<u8>(cuda_of(&qg, "absmax_q")?, ql, "absmax_q")?;
+                    let (sg, sl) = state2_absmax.storage_and_layout();
+                    let s2 = view::<f32>(cuda_of(&sg, "state2_absmax")?, sl, "state2_absmax")?;
+                    let (c2g, c2l) = state2_code.storage_and_layout();
+                    let c2 = view::<f32>(cuda_of(&c2g, "state2_code")?, c2l, "state2_code")?;
+                    let name = format!("nf4_dequant_dq_{sfx}");
+                    launch!(dev, NF4, &name, cfg; &packed, &code, &q, &s2, &c2, offset, &out, &n);
+                }
+            }
+            candle_core::CudaStorage::wrap_cuda_slice(out, dev.clone())
+        });
         Ok((out, self.shape.clone()))
     }
 }

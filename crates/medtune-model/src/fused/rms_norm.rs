@@ -84,26 +84,19 @@ impl CustomOp2 for RmsNorm {
         ws: &candle_core::CudaStorage,
         wl: &Layout,
     ) -> Result<(candle_core::CudaStorage, Shape)> {
-        use super::cuda::{alloc_uninit, launch, view, RMS_NORM};
-        use half::bf16;
+        use super::cuda::{alloc_uninit, launch, view, with_dtype, RMS_NORM};
         let dev = xs.device().clone();
         let (r, n) = rows_of(xl)?;
         let starts = [xl.start_offset(), wl.start_offset()];
         let (name, cfg) = gpu::pick("rms_norm_fwd", xs.dtype(), r, n, &starts)?;
         let (ni, eps) = (n as i32, self.eps);
-        macro_rules! go {
-            ($t:ty) => {{
-                let x = view::<$t>(xs, xl, "rms_norm input")?;
-                let w = view::<$t>(ws, wl, "rms_norm weight")?;
-                let y = alloc_uninit::<$t>(&dev, r * n)?;
-                launch!(dev, RMS_NORM, &name, cfg; &x, &w, &y, &ni, &eps);
-                candle_core::CudaStorage::wrap_cuda_slice(y, dev.clone())
-            }};
-        }
-        let out = match xs.dtype() {
-            candle_core::DType::F32 => go!(f32),
-            _ => go!(bf16),
-        };
+        let out = with_dtype!(xs.dtype(), T => {
+            let x = view::<T>(xs, xl, "rms_norm input")?;
+            let w = view::<T>(ws, wl, "rms_norm weight")?;
+            let y = alloc_uninit::<T>(&dev, r * n)?;
+            launch!(dev, RMS_NORM, &name, cfg; &x, &w, &y, &ni, &eps);
+            candle_core::CudaStorage::wrap_cuda_slice(y, dev.clone())
+        });
         Ok((out, xl.shape().clone()))
     }
 
@@ -167,27 +160,20 @@ impl CustomOp3 for RmsNormBwd {
         gs: &candle_core::CudaStorage,
         gl: &Layout,
     ) -> Result<(candle_core::CudaStorage, Shape)> {
-        use super::cuda::{alloc_uninit, launch, view, RMS_NORM};
-        use half::bf16;
+        use super::cuda::{alloc_uninit, launch, view, with_dtype, RMS_NORM};
         let dev = xs.device().clone();
         let (r, n) = rows_of(xl)?;
         let starts = [xl.start_offset(), wl.start_offset(), gl.start_offset()];
         let (name, cfg) = gpu::pick("rms_norm_bwd", xs.dtype(), r, n, &starts)?;
         let (ni, eps) = (n as i32, self.eps);
-        macro_rules! go {
-            ($t:ty) => {{
-                let x = view::<$t>(xs, xl, "rms_norm input")?;
-                let w = view::<$t>(ws, wl, "rms_norm weight")?;
-                let dy = view::<$t>(gs, gl, "rms_norm gradient")?;
-                let dx = alloc_uninit::<$t>(&dev, r * n)?;
-                launch!(dev, RMS_NORM, &name, cfg; &x, &w, &dy, &dx, &ni, &eps);
-                candle_core::CudaStorage::wrap_cuda_slice(dx, dev.clone())
-            }};
-        }
-        let out = match xs.dtype() {
-            candle_core::DType::F32 => go!(f32),
-            _ => go!(bf16),
-        };
+        let out = with_dtype!(xs.dtype(), T => {
+            let x = view::<T>(xs, xl, "rms_norm input")?;
+            let w = view::<T>(ws, wl, "rms_norm weight")?;
+            let dy = view::<T>(gs, gl, "rms_norm gradient")?;
+            let dx = alloc_uninit::<T>(&dev, r * n)?;
+            launch!(dev, RMS_NORM, &name, cfg; &x, &w, &dy, &dx, &ni, &eps);
+            candle_core::CudaStorage::wrap_cuda_slice(dx, dev.clone())
+        });
         Ok((out, xl.shape().clone()))
     }
 }

@@ -228,9 +228,8 @@ fn cuda_rotate(
     bwd: bool,
     out: (usize, usize, usize),
 ) -> Result<candle_core::CudaStorage> {
-    use super::cuda::{alloc_uninit, launch, suffix, view, ROPE};
+    use super::cuda::{alloc_uninit, launch, suffix, view, with_dtype, ROPE};
     use candle_core::cuda_backend::cudarc::driver::LaunchConfig;
-    use half::bf16;
     let geo = Geometry::new(xl, cl, sl)?;
     if geo.rows() > i32::MAX as usize || geo.d > i32::MAX as usize {
         candle_core::bail!("rope: input {:?} is too large", xl.dims());
@@ -251,30 +250,24 @@ fn cuda_rotate(
     let (sb, sh, st) = (geo.sb as u64, geo.sh as u64, geo.st as u64);
     let (ob, oh, ot) = (out.0 as u64, out.1 as u64, out.2 as u64);
     let (flag, nrows) = (bwd as i32, geo.rows() as u32);
-    macro_rules! go {
-        ($t:ty) => {{
-            let y = alloc_uninit::<$t>(&dev, geo.rows() * geo.d)?;
-            if geo.rows() > 0 && geo.d > 0 {
-                let x = xs.as_cuda_slice::<$t>()?.slice(xl.start_offset()..);
-                let c = view::<$t>(cs, cl, "rope cos")?;
-                let s = view::<$t>(ss, sl, "rope sin")?;
-                // RPT = 4 rows per thread (kernels/rope.cu).
-                let blocks = (geo.rows() as u32).div_ceil(per_block * 4).min(1 << 20);
-                let cfg = LaunchConfig {
-                    grid_dim: (blocks, 1, 1),
-                    block_dim: (threads, per_block, 1),
-                    shared_mem_bytes: 0,
-                };
-                launch!(dev, ROPE, &name, cfg;
-                    &x, &c, &s, &y, &h, &t, &d, &r, &sb, &sh, &st, &ob, &oh, &ot, &cb, &flag, &nrows);
-            }
-            candle_core::CudaStorage::wrap_cuda_slice(y, dev.clone())
-        }};
-    }
-    Ok(match xs.dtype() {
-        DType::F32 => go!(f32),
-        _ => go!(bf16),
-    })
+    Ok(with_dtype!(xs.dtype(), T => {
+        let y = alloc_uninit::<T>(&dev, geo.rows() * geo.d)?;
+        if geo.rows() > 0 && geo.d > 0 {
+            let x = xs.as_cuda_slice::<T>()?.slice(xl.start_offset()..);
+            let c = view::<T>(cs, cl, "rope cos")?;
+            let s = view::<T>(ss, sl, "rope sin")?;
+            // RPT = 4 rows per thread (kernels/rope.cu).
+            let blocks = (geo.rows() as u32).div_ceil(per_block * 4).min(1 << 20);
+            let cfg = LaunchConfig {
+                grid_dim: (blocks, 1, 1),
+                block_dim: (threads, per_block, 1),
+                shared_mem_bytes: 0,
+            };
+            launch!(dev, ROPE, &name, cfg;
+                &x, &c, &s, &y, &h, &t, &d, &r, &sb, &sh, &st, &ob, &oh, &ot, &cb, &flag, &nrows);
+        }
+        candle_core::CudaStorage::wrap_cuda_slice(y, dev.clone())
+    }))
 }
 
 fn same_dtypes(x: DType, c: DType, s: DType) -> Result<()> {

@@ -165,11 +165,10 @@ fn check_grad(dy: &Tensor, shape: &Shape, dtype: DType) -> Result<Tensor> {
 mod gpu {
     //! Launches of `kernels/swiglu.cu`.
     use super::Geometry;
-    use crate::fused::cuda::{alloc_uninit, launch, suffix, view, SWIGLU};
+    use crate::fused::cuda::{alloc_uninit, launch, suffix, view, with_dtype, SWIGLU};
     use candle_core::backend::BackendStorage;
     use candle_core::cuda_backend::cudarc::driver::LaunchConfig;
     use candle_core::{CudaStorage, DType, Layout, Result};
-    use half::bf16;
 
     /// 256 threads over the columns, blocks over the rows (both grid-stride).
     fn config(geo: Geometry) -> LaunchConfig {
@@ -236,24 +235,18 @@ mod gpu {
         let starts = [gl.start_offset(), u.map_or(0, |(_, ul)| ul.start_offset())];
         let (name, cfg) = pick("swiglu_fwd", geo, gs.dtype(), &starts)?;
         let (rows, cols, in_stride) = (geo.rows as u32, geo.cols as u32, geo.in_stride as u64);
-        macro_rules! go {
-            ($t:ty) => {{
-                let y = alloc_uninit::<$t>(&dev, geo.outputs())?;
-                if geo.outputs() > 0 {
-                    let g = view::<$t>(gs, gl, "swiglu gate")?;
-                    let u = match u {
-                        Some((us, ul)) => view::<$t>(us, ul, "swiglu up")?,
-                        None => g.slice(geo.up_off..),
-                    };
-                    launch!(dev, SWIGLU, &name, cfg; &g, &u, &y, &rows, &cols, &in_stride);
-                }
-                CudaStorage::wrap_cuda_slice(y, dev.clone())
-            }};
-        }
-        Ok(match gs.dtype() {
-            DType::F32 => go!(f32),
-            _ => go!(bf16),
-        })
+        Ok(with_dtype!(gs.dtype(), T => {
+            let y = alloc_uninit::<T>(&dev, geo.outputs())?;
+            if geo.outputs() > 0 {
+                let g = view::<T>(gs, gl, "swiglu gate")?;
+                let u = match u {
+                    Some((us, ul)) => view::<T>(us, ul, "swiglu up")?,
+                    None => g.slice(geo.up_off..),
+                };
+                launch!(dev, SWIGLU, &name, cfg; &g, &u, &y, &rows, &cols, &in_stride);
+            }
+            CudaStorage::wrap_cuda_slice(y, dev.clone())
+        }))
     }
 
     /// Gradient buffer of `len` values (see `cpu_bwd`).
@@ -281,26 +274,20 @@ mod gpu {
             geo.out_stride as u64,
             geo.du_off as u64,
         );
-        macro_rules! go {
-            ($t:ty) => {{
-                let out = alloc_uninit::<$t>(&dev, len)?;
-                if geo.outputs() > 0 {
-                    let g = view::<$t>(gs, gl, "swiglu gate")?;
-                    let u = match u {
-                        Some((us, ul)) => view::<$t>(us, ul, "swiglu up")?,
-                        None => g.slice(geo.up_off..),
-                    };
-                    let dy = view::<$t>(ds, dl, "swiglu gradient")?;
-                    launch!(dev, SWIGLU, &name, cfg;
-                        &g, &u, &dy, &out, &rows, &cols, &in_stride, &out_stride, &du_off);
-                }
-                CudaStorage::wrap_cuda_slice(out, dev.clone())
-            }};
-        }
-        Ok(match gs.dtype() {
-            DType::F32 => go!(f32),
-            _ => go!(bf16),
-        })
+        Ok(with_dtype!(gs.dtype(), T => {
+            let out = alloc_uninit::<T>(&dev, len)?;
+            if geo.outputs() > 0 {
+                let g = view::<T>(gs, gl, "swiglu gate")?;
+                let u = match u {
+                    Some((us, ul)) => view::<T>(us, ul, "swiglu up")?,
+                    None => g.slice(geo.up_off..),
+                };
+                let dy = view::<T>(ds, dl, "swiglu gradient")?;
+                launch!(dev, SWIGLU, &name, cfg;
+                    &g, &u, &dy, &out, &rows, &cols, &in_stride, &out_stride, &du_off);
+            }
+            CudaStorage::wrap_cuda_slice(out, dev.clone())
+        }))
     }
 }
 
