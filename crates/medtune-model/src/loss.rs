@@ -65,13 +65,7 @@ pub(crate) fn loss_sum(logits: &Tensor, labels: &Tensor, fused: bool) -> Result<
         .narrow(1, 0, t - 1)?
         .to_dtype(DType::F32)?
         .reshape((n, v))?;
-    let max = x.max_keepdim(D::Minus1)?.detach();
-    let lse = (x
-        .broadcast_sub(&max)?
-        .exp()?
-        .sum_keepdim(D::Minus1)?
-        .log()?
-        + &max)?; // [N, 1]
+    let lse = log_sum_exp(&x)?; // [N, 1]
     let targets = Tensor::from_vec(targets, (n, 1), dev)?;
     let picked = x.gather(&targets, 1)?; // [N, 1]
     let weights = Tensor::from_vec(weights, (n, 1), dev)?;
@@ -122,6 +116,17 @@ pub(crate) fn shifted_targets(
         }
     }
     Ok((targets, weights))
+}
+
+/// log Σ exp(x) over the last dimension of f32 `x` [N, V] → [N, 1], stabilised by the row max
+/// (detached: it cancels in the gradient).
+pub(crate) fn log_sum_exp(x: &Tensor) -> candle_core::Result<Tensor> {
+    let max = x.max_keepdim(D::Minus1)?.detach();
+    x.broadcast_sub(&max)?
+        .exp()?
+        .sum_keepdim(D::Minus1)?
+        .log()?
+        + &max
 }
 
 /// Mean shifted cross-entropy (scalar f32 tensor); 0 when no label is supervised.

@@ -187,43 +187,30 @@ pub fn self_check(dev: &Device, dt: DType) -> Result<Vec<Check>> {
         &|t| super::cross_entropy(&t[0], &t[1], &t[2]),
         &|t| {
             let x = t[0].to_dtype(DType::F32)?;
-            let max = x.max_keepdim(D::Minus1)?.detach();
-            let lse = (x
-                .broadcast_sub(&max)?
-                .exp()?
-                .sum_keepdim(D::Minus1)?
-                .log()?
-                + &max)?;
+            let lse = crate::loss::log_sum_exp(&x)?;
             let picked = x.gather(&t[1].unsqueeze(1)?, 1)?;
             (lse - picked)?.squeeze(1)? * &t[2]
         },
     )?;
 
-    // SwiGLU: [3, 7, 130].
-    let gate = input(&[3, 7, 130], 5, 4.0, dev, dt)?;
-    let up = input(&[3, 7, 130], 6, 2.0, dev, dt)?;
-    compare(
-        &mut out,
-        "swiglu",
-        tol,
-        &[gate, up],
-        &[(0, "d_gate"), (1, "d_up")],
-        &|t| super::swiglu(&t[0], &t[1]),
-        &|t| t[0].silu()? * &t[1],
-    )?;
-
-    // SwiGLU in 16-byte packs (the column count a multiple of 8): [5, 3, 264].
-    let gate = input(&[5, 3, 264], 20, 4.0, dev, dt)?;
-    let up = input(&[5, 3, 264], 21, 2.0, dev, dt)?;
-    compare(
-        &mut out,
-        "swiglu (packs)",
-        tol,
-        &[gate, up],
-        &[(0, "d_gate"), (1, "d_up")],
-        &|t| super::swiglu(&t[0], &t[1]),
-        &|t| t[0].silu()? * &t[1],
-    )?;
+    // SwiGLU: [3, 7, 130] (one element per thread on CUDA) and [5, 3, 264] (16-byte packs:
+    // the column count a multiple of 8).
+    for (dims, seeds, what) in [
+        ([3, 7, 130], (5, 6), "swiglu"),
+        ([5, 3, 264], (20, 21), "swiglu (packs)"),
+    ] {
+        let gate = input(&dims, seeds.0, 4.0, dev, dt)?;
+        let up = input(&dims, seeds.1, 2.0, dev, dt)?;
+        compare(
+            &mut out,
+            what,
+            tol,
+            &[gate, up],
+            &[(0, "d_gate"), (1, "d_up")],
+            &|t| super::swiglu(&t[0], &t[1]),
+            &|t| t[0].silu()? * &t[1],
+        )?;
+    }
 
     // RoPE: B=2, H=3, T=11, D=24, rotary dim 16 (partial), per-row positions.
     let (b, h, t, d, r) = (2, 3, 11, 24, 16);
