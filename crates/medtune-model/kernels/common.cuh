@@ -25,47 +25,40 @@ template <typename T> __device__ __forceinline__ void store16(T* p, uint4 v) {
 // Rounds through T (identity for f32): mirrors "compute in f32, store in the model dtype".
 template <typename T> __device__ __forceinline__ float round_to(float x) { return to_f(from_f<T>(x)); }
 
-__device__ __forceinline__ float warp_sum(float v) {
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffff, v, o);
+// Reductions over a warp and over a block, for a sum or a max (Op: identity and combine).
+struct SumOp {
+    static constexpr float identity = 0.f;
+    __device__ static float combine(float a, float b) { return a + b; }
+};
+struct MaxOp {
+    static constexpr float identity = -INFINITY;
+    __device__ static float combine(float a, float b) { return fmaxf(a, b); }
+};
+
+template <typename Op> __device__ __forceinline__ float warp_reduce(float v) {
+    for (int o = 16; o > 0; o >>= 1) v = Op::combine(v, __shfl_xor_sync(0xffffffff, v, o));
     return v;
 }
 
-__device__ __forceinline__ float warp_max(float v) {
-    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffff, v, o));
-    return v;
-}
-
-// Sum over the block (blockDim.x a multiple of 32, at most 1024); every thread gets the result.
-__device__ __forceinline__ float block_sum(float v) {
+// Over the block (blockDim.x a multiple of 32, at most 1024); every thread gets the result.
+template <typename Op> __device__ __forceinline__ float block_reduce(float v) {
     __shared__ float partial[32];
     __shared__ float total;
     int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    v = warp_sum(v);
+    v = warp_reduce<Op>(v);
     __syncthreads();
     if (lane == 0) partial[warp] = v;
     __syncthreads();
     if (warp == 0) {
-        float s = lane < (int)(blockDim.x >> 5) ? partial[lane] : 0.f;
-        s = warp_sum(s);
+        float s = lane < (int)(blockDim.x >> 5) ? partial[lane] : Op::identity;
+        s = warp_reduce<Op>(s);
         if (lane == 0) total = s;
     }
     __syncthreads();
     return total;
 }
 
-__device__ __forceinline__ float block_max(float v) {
-    __shared__ float partial[32];
-    __shared__ float total;
-    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    v = warp_max(v);
-    __syncthreads();
-    if (lane == 0) partial[warp] = v;
-    __syncthreads();
-    if (warp == 0) {
-        float s = lane < (int)(blockDim.x >> 5) ? partial[lane] : -INFINITY;
-        s = warp_max(s);
-        if (lane == 0) total = s;
-    }
-    __syncthreads();
-    return total;
-}
+__device__ __forceinline__ float warp_sum(float v) { return warp_reduce<SumOp>(v); }
+__device__ __forceinline__ float warp_max(float v) { return warp_reduce<MaxOp>(v); }
+__device__ __forceinline__ float block_sum(float v) { return block_reduce<SumOp>(v); }
+__device__ __forceinline__ float block_max(float v) { return block_reduce<MaxOp>(v); }
