@@ -19,6 +19,20 @@ use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
 /// (R even, R ≤ D; cast to x's dtype if needed). Gradients flow to x only: the tables are
 /// constants.
 pub fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+    let (x, cos, sin) = prepared(x, cos, sin)?;
+    x.apply_op3(
+        &cos,
+        &sin,
+        Rope {
+            bwd: false,
+            rows_out: false,
+        },
+    )
+}
+
+/// The op's inputs: x (or dy) f32/bf16 with unit stride over D (copied if not), the shapes
+/// checked against each other, the tables cast to x's dtype and contiguous.
+fn prepared(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<(Tensor, Tensor, Tensor)> {
     let dtype = x.dtype();
     if !matches!(dtype, DType::F32 | DType::BF16) {
         candle_core::bail!("rope: input has dtype {dtype:?}, expected f32 or bf16");
@@ -31,14 +45,7 @@ pub fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
     Geometry::new(x.layout(), cos.layout(), sin.layout())?;
     let cos = cos.to_dtype(dtype)?.contiguous()?;
     let sin = sin.to_dtype(dtype)?.contiguous()?;
-    x.apply_op3(
-        &cos,
-        &sin,
-        Rope {
-            bwd: false,
-            rows_out: false,
-        },
-    )
+    Ok((x, cos, sin))
 }
 
 /// The input gradient of [`rope`] for `dy` [B, H, T, D] (its autograd backward).
@@ -53,15 +60,7 @@ pub(crate) fn rope_bwd_rows(dy: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<T
 }
 
 fn rope_grad(dy: &Tensor, cos: &Tensor, sin: &Tensor, rows_out: bool) -> Result<Tensor> {
-    let dtype = dy.dtype();
-    let dy = if dy.stride()[3] != 1 {
-        dy.contiguous()?
-    } else {
-        dy.clone()
-    };
-    Geometry::new(dy.layout(), cos.layout(), sin.layout())?;
-    let cos = cos.to_dtype(dtype)?.contiguous()?;
-    let sin = sin.to_dtype(dtype)?.contiguous()?;
+    let (dy, cos, sin) = prepared(dy, cos, sin)?;
     dy.apply_op3_no_bwd(
         &cos,
         &sin,
