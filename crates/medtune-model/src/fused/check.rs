@@ -138,20 +138,10 @@ pub fn self_check(dev: &Device, dt: DType) -> Result<Vec<Check>> {
             .broadcast_add(&t[1])?;
         crate::attention::softmax_last_dim(&s)?.to_dtype(dt)
     };
-    compare(
-        &mut out,
-        "attn_softmax",
-        tol,
-        &[scores, bias],
-        &[(0, "d_scores")],
-        &|t| super::attn_softmax(&t[0], &t[1], scale),
-        &softmax_composed,
-    )?;
-
     // Rows longer than the warp kernels take (S > 1,024): the block-per-row kernels.
     let (t_long, s_long) = (3, 1100);
-    let scores = input(&[1, 2, t_long, s_long], 19, 4.0, dev, dt)?;
-    let bias: Vec<f32> = (0..t_long * s_long)
+    let scores_long = input(&[1, 2, t_long, s_long], 19, 4.0, dev, dt)?;
+    let bias_long: Vec<f32> = (0..t_long * s_long)
         .map(|i| {
             if i % s_long > 1000 + i / s_long {
                 crate::mask::MASKED
@@ -160,16 +150,21 @@ pub fn self_check(dev: &Device, dt: DType) -> Result<Vec<Check>> {
             }
         })
         .collect();
-    let bias = Tensor::from_vec(bias, (1, 1, t_long, s_long), dev)?;
-    compare(
-        &mut out,
-        "attn_softmax (long rows)",
-        tol,
-        &[scores, bias],
-        &[(0, "d_scores")],
-        &|t| super::attn_softmax(&t[0], &t[1], scale),
-        &softmax_composed,
-    )?;
+    let bias_long = Tensor::from_vec(bias_long, (1, 1, t_long, s_long), dev)?;
+    for (what, scores, bias) in [
+        ("attn_softmax", scores, bias),
+        ("attn_softmax (long rows)", scores_long, bias_long),
+    ] {
+        compare(
+            &mut out,
+            what,
+            tol,
+            &[scores, bias],
+            &[(0, "d_scores")],
+            &|t| super::attn_softmax(&t[0], &t[1], scale),
+            &softmax_composed,
+        )?;
+    }
 
     // Cross-entropy: 33 rows over 1,000 classes, every third row ignored.
     let (n, v) = (33, 1000);
