@@ -69,5 +69,7 @@ strip -o "$ROOT/.gpu/medtune" "$CARGO_TARGET_DIR/release/medtune"
 # beside the bitsandbytes wheel.)
 xz -T2 -6 -c "$ROOT/.gpu/medtune" > "$ROOT/.gpu/medtune.xz"
 rm "$ROOT/.gpu/medtune"
+# What it was built from (the device's checkout does not know the newest commits).
+git describe --always --dirty > "$ROOT/.gpu/medtune.commit"
 ls -l "$ROOT/.gpu/medtune.xz"
 

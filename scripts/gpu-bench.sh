@@ -18,16 +18,12 @@ WARMUP=${WARMUP:-3}
 mkdir -p "$OUT"
 cd "$(dirname "$0")/.."
 
-# Run-time libraries: the binary links libcudart statically; cuBLAS, cuRAND and NVRTC come
-# from the machine's CUDA 13.0 in /usr/local/cuda/lib64.
-export LD_LIBRARY_PATH=/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-BIN=/tmp/medtune
-xz -d -c .gpu/medtune.xz > "$BIN" && chmod +x "$BIN" || { echo "error: no .gpu/medtune.xz" >&2; exit 2; }
+. scripts/gpu-env.sh
 
 {
     echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
     nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader | sed 's/^/gpu: /'
-    echo "medtune: $(git rev-parse --short HEAD 2>/dev/null || echo unknown) + working tree; $("$BIN" --version)"
+    echo "medtune: built from $BUILT_FROM; $("$BIN" --version)"
     python3 -c 'import torch, transformers, peft; print("torch", torch.__version__, "transformers", transformers.__version__, "peft", peft.__version__)' 2>&1
     echo "run-time libraries of medtune:"
     ldd "$BIN" | grep -E 'cu|nvrtc|not found' | sed 's/^/  /'

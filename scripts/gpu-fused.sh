@@ -22,13 +22,11 @@ ABLATE_SHAPE=${ABLATE_SHAPE:-llama-1b}
 EXTRA_SHAPES=${EXTRA_SHAPES-llama-8b}
 mkdir -p "$OUT"
 cd "$(dirname "$0")/.."
-export LD_LIBRARY_PATH=/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-BIN=/tmp/medtune
-xz -d -c .gpu/medtune.xz > "$BIN" && chmod +x "$BIN" || { echo "error: no .gpu/medtune.xz" >&2; exit 2; }
+. scripts/gpu-env.sh
 {
     echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | sed 's/^/gpu: /'
-    echo "medtune: $(git rev-parse --short HEAD 2>/dev/null || echo unknown) + working tree; $("$BIN" --version)"
+    echo "medtune: built from $BUILT_FROM; $("$BIN" --version)"
 } | tee "$OUT/env.txt"
 
 if [ -z "${SKIP_VERIFY:-}" ]; then

@@ -16,9 +16,7 @@ SHAPE=${2:-llama-1b}
 shift 2 2>/dev/null || shift $#
 mkdir -p "$OUT"
 cd "$(dirname "$0")/.."
-export LD_LIBRARY_PATH=/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-BIN=/tmp/medtune
-[ -x "$BIN" ] || { xz -d -c .gpu/medtune.xz > "$BIN" && chmod +x "$BIN"; } || exit 2
+. scripts/gpu-env.sh
 NCU=$(command -v ncu || ls /usr/local/cuda/bin/ncu 2>/dev/null)
 [ -n "$NCU" ] || { echo "error: no ncu" >&2; exit 2; }
 NAME=profile-$SHAPE
