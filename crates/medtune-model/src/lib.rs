@@ -74,7 +74,7 @@ pub use generate::{
     generate, generate_with, Detokenize, FinishReason, GenerateOptions, Generation, RowFlow,
 };
 pub use linear::{Adapter, BaseWeight, Linear};
-pub use load::{load, LoadOptions, LoadedModel, SourceFormat, TextTokenizer};
+pub use load::{load, load_tokenizer, LoadOptions, LoadedModel, SourceFormat, TextTokenizer};
 pub use lora::{attach_lora, detach_lora, LoraConfig, LoraSet};
 pub use loss::{causal_lm_loss, causal_lm_loss_sum, LossSum, IGNORE_INDEX};
 /// Chat templates are rendered by the data crate's renderer, so that training prompts and

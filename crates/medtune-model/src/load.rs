@@ -283,6 +283,32 @@ pub fn load(path: &Path, opts: &LoadOptions) -> Result<LoadedModel> {
     })
 }
 
+/// The tokenizer of a model path without loading its weights, as [`load`] picks it: a
+/// `tokenizer.json` file itself; for a model folder or a `.gguf` file, the folder's
+/// `tokenizer.json`, else the GGUF file's `tokenizer.*` metadata (only its header is read).
+pub fn load_tokenizer(path: &Path) -> Result<TextTokenizer> {
+    if path.is_file() && !is_gguf(path) {
+        return TextTokenizer::from_file(path);
+    }
+    let (dir, gguf_file) = resolve(path)?;
+    let json = dir.join("tokenizer.json");
+    if json.is_file() {
+        return TextTokenizer::from_file(&json);
+    }
+    match gguf_file {
+        Some(file) => TextTokenizer::from_gguf(&file),
+        None => Err(Error::BadFile {
+            path: dir,
+            message: "no tokenizer.json and no .gguf file".into(),
+        }),
+    }
+}
+
+fn is_gguf(p: &Path) -> bool {
+    p.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("gguf"))
+}
+
 /// (folder, GGUF file if the model is GGUF).
 fn resolve(path: &Path) -> Result<(PathBuf, Option<PathBuf>)> {
     if path.is_file() {
@@ -290,10 +316,7 @@ fn resolve(path: &Path) -> Result<(PathBuf, Option<PathBuf>)> {
             .parent()
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from("."));
-        let is_gguf = path
-            .extension()
-            .is_some_and(|e| e.eq_ignore_ascii_case("gguf"));
-        return if is_gguf {
+        return if is_gguf(path) {
             Ok((dir, Some(path.to_path_buf())))
         } else {
             Err(Error::BadFile {
@@ -310,10 +333,7 @@ fn resolve(path: &Path) -> Result<(PathBuf, Option<PathBuf>)> {
     let entries = std::fs::read_dir(path).map_err(|e| Error::io(path, e))?;
     let mut ggufs: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.extension()
-                .is_some_and(|e| e.eq_ignore_ascii_case("gguf"))
-        })
+        .filter(|p| is_gguf(p))
         .collect();
     ggufs.sort();
     match ggufs.len() {

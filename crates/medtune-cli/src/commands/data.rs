@@ -92,46 +92,13 @@ pub fn run(args: DataArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// A tokenizer from a `tokenizer.json`, from a `.gguf` file (its `tokenizer.*` metadata, as
-/// `medtune train` reads it), or from a model directory: its `tokenizer.json`, else its GGUF
-/// file (e.g. the default model as the setup script fetches it without `../shared`).
+/// A tokenizer from a `tokenizer.json`, a `.gguf` file or a model directory, picked as
+/// `medtune train` picks it ([`medtune_model::load_tokenizer`]): e.g. the GGUF-only default
+/// model that the setup script fetches without `../shared`.
 fn load_tokenizer(path: &Path) -> anyhow::Result<Tokenizer> {
-    let file = if path.is_dir() {
-        let json = path.join("tokenizer.json");
-        if json.is_file() {
-            json
-        } else {
-            let mut ggufs: Vec<PathBuf> = std::fs::read_dir(path)
-                .with_context(|| format!("reading tokenizer directory {}", path.display()))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| is_gguf(p))
-                .collect();
-            ggufs.sort();
-            match ggufs.into_iter().next() {
-                Some(g) => g,
-                None => bail!(
-                    "tokenizer directory {}: no tokenizer.json and no .gguf file",
-                    path.display()
-                ),
-            }
-        }
-    } else {
-        path.to_path_buf()
-    };
-    if is_gguf(&file) {
-        let t = medtune_model::TextTokenizer::from_gguf(&file)
-            .with_context(|| format!("loading the tokenizer of {}", file.display()))?;
-        return Ok(t.inner().clone());
-    }
-    Tokenizer::from_file(&file)
-        .map_err(|e| anyhow::anyhow!("{e}"))
-        .with_context(|| format!("loading tokenizer {}", file.display()))
-}
-
-fn is_gguf(p: &Path) -> bool {
-    p.is_file()
-        && p.extension()
-            .is_some_and(|e| e.eq_ignore_ascii_case("gguf"))
+    let t = medtune_model::load_tokenizer(path)
+        .with_context(|| format!("loading tokenizer {}", path.display()))?;
+    Ok(t.inner().clone())
 }
 
 fn run_prepare(a: PrepareArgs) -> anyhow::Result<ExitCode> {
